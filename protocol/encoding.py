@@ -1,0 +1,111 @@
+"""Byte encodings shared by the wire format: base64url, RFC 8785 canonical JSON, strict JSON.
+
+Strict JSON is I-JSON (RFC 7493) minus floats: integers must lie within +-(2**53 - 1) so every
+implementation reads the same number, and there are no fractions or exponents, so the canonical
+form of a number is its plain decimal digits. Money is counted in fen (integers).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import rfc8785
+
+from .errors import LocalProtocolError, RemoteProtocolError
+
+MAX_SAFE_INT = 2**53 - 1
+MAX_DEPTH = 32
+
+
+def b64url_encode(data: bytes) -> str:
+    """base64url without padding (RFC 4648 §5)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str, *, reason: str = "bad_base64") -> bytes:
+    """Inverse of :func:`b64url_encode`; rejects padding, other alphabets, non-canonical tails."""
+    if not isinstance(text, str) or "=" in text or not text.isascii():
+        raise RemoteProtocolError(reason, "expected unpadded base64url text")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise RemoteProtocolError(reason, str(exc)) from None
+    if b64url_encode(raw) != text:
+        raise RemoteProtocolError(reason, "non-canonical base64url")
+    return raw
+
+
+def check_json_value(value: Any, *, where: str = "value", depth: int = 0) -> None:
+    """Raise LocalProtocolError unless ``value`` is strict JSON (see module docstring)."""
+    if depth > MAX_DEPTH:
+        raise LocalProtocolError("too_deep", f"{where} nests deeper than {MAX_DEPTH}")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            raise LocalProtocolError("bad_number", f"{where}: integer outside +-(2**53-1)")
+        return
+    if isinstance(value, float):
+        raise LocalProtocolError("bad_number", f"{where}: fractions are not allowed, use integers")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            check_json_value(item, where=f"{where}[{i}]", depth=depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise LocalProtocolError("bad_type", f"{where}: object keys must be strings")
+            check_json_value(item, where=f"{where}.{key}", depth=depth + 1)
+        return
+    raise LocalProtocolError("bad_type", f"{where}: {type(value).__name__} is not JSON")
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes of a strict-JSON value."""
+    check_json_value(value)
+    return bytes(rfc8785.dumps(value))
+
+
+def _reject_float(text: str) -> Any:
+    raise RemoteProtocolError("bad_number", f"non-canonical number {text[:20]!r}: use integers")
+
+
+def _reject_constant(text: str) -> Any:
+    raise RemoteProtocolError("bad_number", f"{text} is not JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in out:
+            raise RemoteProtocolError("duplicate_key", f"key {key[:40]!r} appears twice")
+        out[key] = item
+    return out
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """Parse JSON received from a peer, strictly: UTF-8, no floats, no duplicate keys."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RemoteProtocolError("bad_utf8", str(exc)) from None
+    try:
+        value = json.loads(
+            data,
+            parse_float=_reject_float,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicates,
+        )
+    except RecursionError:
+        raise RemoteProtocolError("too_deep", "JSON nests too deep") from None
+    except json.JSONDecodeError as exc:
+        raise RemoteProtocolError("bad_json", str(exc)) from None
+    try:
+        check_json_value(value)
+    except LocalProtocolError as exc:
+        raise RemoteProtocolError(exc.reason, exc.detail) from None
+    return value
