@@ -34,10 +34,13 @@ MAX_EVENT_BYTES = MAX_BODY_BYTES + 4 * 1024
 MAX_RECIPIENTS = 16
 FIELDS = frozenset({"v", "author", "seq", "prev", "ts", "type", "case", "to", "body", "sig"})
 SIG_FIELDS = frozenset({"kid", "alg", "val"})
-TYPE_RE = re.compile(r"^[a-z][a-z_]{0,31}(?:\.[a-z][a-z_]{0,31}){1,3}$")
-TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$")
-ID_RE = re.compile(r"^[0-9a-f]{64}$")
-KID_RE = re.compile(r"^[0-9a-f]{32}$")
+TYPE_RE = re.compile(r"^[a-z][a-z_]{0,31}(?:\.[a-z][a-z_]{0,31}){1,3}\Z")
+TS_RE = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
+)
+ID_RE = re.compile(r"^[0-9a-f]{64}\Z")
+KID_RE = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 def _fail(reason: str, detail: str) -> LocalProtocolError:
@@ -65,7 +68,7 @@ class Signature:
     def __post_init__(self) -> None:
         if not isinstance(self.kid, str) or not KID_RE.match(self.kid):
             raise _fail("bad_sig", "sig.kid must be 32 lowercase hex digits")
-        if self.alg not in ALGORITHMS:
+        if not isinstance(self.alg, str) or self.alg not in ALGORITHMS:
             raise _fail("unknown_alg", f"sig.alg {str(self.alg)[:20]!r} is not supported")
         if not isinstance(self.val, bytes) or len(self.val) != 64:
             raise _fail("bad_sig", "sig.val must be a 64-byte Ed25519 signature")

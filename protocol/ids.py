@@ -18,12 +18,12 @@ from .errors import LocalProtocolError
 
 Level = Literal["city", "district", "township", "village"]
 
-_MEMBER = r"\d{4}(?:\d{2}(?:\d{3}(?:\d{3})?)?)?(?:-[1-9]\d{0,2})?"
+_MEMBER = r"[0-9]{4}(?:[0-9]{2}(?:[0-9]{3}(?:[0-9]{3})?)?)?(?:-[1-9][0-9]{0,2})?"
 _DEPT = r"[a-z][a-z0-9_]{0,15}"
-MEMBER_RE = re.compile(rf"^{_MEMBER}$")
-ADDRESS_RE = re.compile(rf"^{_MEMBER}(?::{_DEPT})?$")
-CASE_RE = re.compile(rf"^({_MEMBER})-(\d{{8}})-(\d{{4,6}})$")
-DEPT_RE = re.compile(rf"^{_DEPT}$")
+MEMBER_RE = re.compile(rf"^{_MEMBER}\Z")
+ADDRESS_RE = re.compile(rf"^{_MEMBER}(?::{_DEPT})?\Z")
+CASE_RE = re.compile(rf"^({_MEMBER})-([0-9]{{8}})-([0-9]{{4,6}})\Z")
+DEPT_RE = re.compile(rf"^{_DEPT}\Z")
 
 _LEVELS: dict[int, Level] = {4: "city", 6: "district", 9: "township", 12: "village"}
 LEVEL_ORDER: tuple[Level, ...] = ("city", "district", "township", "village")

@@ -42,7 +42,7 @@ class PublicKey:
     kid: str = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.alg not in ALGORITHMS:
+        if not isinstance(self.alg, str) or self.alg not in ALGORITHMS:
             raise RemoteProtocolError("unknown_alg", f"algorithm {self.alg!r} is not supported")
         if len(self.raw) != 32:
             raise RemoteProtocolError("bad_key", "an Ed25519 public key is 32 bytes")

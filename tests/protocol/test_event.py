@@ -125,6 +125,10 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("sig val short", _sig("val", b64url_encode(bytes(10))), "bad_sig"),
     ("sig kid bad", _sig("kid", "xyz"), "bad_sig"),
     ("sig alg unknown", _sig("alg", "sm2"), "unknown_alg"),
+    ("sig alg a list", _sig("alg", ["ed25519"]), "unknown_alg"),
+    ("author with newline", _set("author", "210102001001\n"), "bad_member_id"),
+    ("prev with newline", lambda o: o.update(seq=2, prev="a" * 64 + "\n"), "bad_prev"),
+    ("type with newline", _set("type", "case.submitted\n"), "bad_type"),
 ]
 
 

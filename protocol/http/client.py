@@ -1,0 +1,201 @@
+"""aiohttp client for the sync endpoints (DESIGN.md §4), shared by nodes and hubs.
+
+Every request is signed (:func:`protocol.http.signing.sign_request`) over the exact URL and
+body bytes that go on the wire. Push bodies are canonical JSON, gzip-compressed by us (so
+the digest is over the compressed bytes); responses may be gzip, which aiohttp undoes.
+
+Failures come in two kinds, both :class:`PeerFailure`: :class:`PeerUnavailable` (could not
+get an answer: connection refused, reset, timeout) and :class:`PeerError` (the peer answered,
+but with a 4xx/5xx ``{"error": reason, "detail": ...}`` or an unusable success body).
+The caller decides what to retry and drives :class:`~protocol.http.backoff.Backoff`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+from yarl import URL
+
+from ..encoding import canonical, loads_strict
+from ..errors import ProtocolError
+from ..keys import KeyPair
+from .server import decode_body
+from .signing import sign_request
+
+DEFAULT_TIMEOUT: Final = 30.0
+#: Largest response body we read (after decompression); a feed page is far smaller.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+_CHUNK: Final = 64 * 1024
+
+
+class PeerFailure(Exception):
+    """A request to a peer did not succeed."""
+
+
+class PeerError(PeerFailure):
+    """The peer answered but refused the request (non-2xx) or sent an unusable body."""
+
+    def __init__(self, status: int, reason: str, detail: str = "") -> None:
+        super().__init__(
+            f"HTTP {status} {reason}: {detail}" if detail else f"HTTP {status} {reason}"
+        )
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+class PeerUnavailable(PeerFailure):
+    """No answer from the peer: network error or timeout."""
+
+
+def _new_nonce() -> str:
+    # 128 bits from the OS CSPRNG: collisions within a replay window are not a concern.
+    return secrets.token_urlsafe(16)
+
+
+class PeerClient:
+    """Signed requests to one peer (a parent hub, a child, or a sibling city hub)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        member_id: str,
+        key: KeyPair,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        clock: Callable[[], float] = time.time,
+        nonce_factory: Callable[[], str] = _new_nonce,
+    ) -> None:
+        self.base_url = URL(base_url)
+        if not self.base_url.absolute:
+            raise ValueError(f"base_url must be absolute: {base_url!r}")
+        self.member_id = member_id
+        self.key = key
+        self.session = session
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+        self._clock = clock
+        self._nonce = nonce_factory
+
+    def __repr__(self) -> str:
+        return f"PeerClient({str(self.base_url)!r}, member_id={self.member_id!r})"
+
+    def url(self, path: str, query: Mapping[str, str] | None = None) -> URL:
+        """The absolute URL of an endpoint path under ``base_url`` (which may have a prefix)."""
+        url = self.base_url.with_path(self.base_url.path.rstrip("/") + path)
+        return url.with_query(query) if query else url
+
+    async def push(self, events_json: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST /v1/push a batch of wire-form events; return the peer's acknowledgement."""
+        # mtime=0 keeps the bytes (and so the digest) a pure function of the batch.
+        body = gzip.compress(canonical({"events": events_json}), mtime=0)
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        status, answer = await self._request("POST", self.url("/v1/push"), headers, body)
+        return self._expect_object(status, answer)
+
+    async def feed(self, after: str | None, wait: float) -> dict[str, Any]:
+        """GET /v1/feed: events after ``after``, long-polling up to ``wait`` seconds."""
+        query = {"wait": f"{wait:g}"}
+        if after is not None:
+            query = {"after": after, **query}
+        # The peer may legitimately hold the request for ``wait`` seconds before answering.
+        status, answer = await self._request(
+            "GET", self.url("/v1/feed", query), {}, b"", seconds=self.timeout + wait
+        )
+        return self._expect_object(status, answer)
+
+    async def config(self, have: int | None) -> dict[str, Any] | None:
+        """GET /v1/config: the newest signed config, or None if ours (``have``) is current."""
+        query = None if have is None else {"have": str(have)}
+        status, answer = await self._request("GET", self.url("/v1/config", query), {}, b"")
+        if status == 304:
+            return None
+        return self._expect_object(status, answer)
+
+    def _expect_object(self, status: int, answer: Any) -> dict[str, Any]:
+        if not isinstance(answer, dict):
+            raise PeerError(status, "bad_response", "expected a JSON object")
+        return answer
+
+    async def _request(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        seconds: float | None = None,
+    ) -> tuple[int, Any]:
+        """Sign and send; return (status, parsed JSON or None) for 2xx/304, raise otherwise."""
+        signed = dict(headers)
+        signed.update(
+            sign_request(
+                method,
+                str(url),
+                headers,
+                body,
+                self.key,
+                created=int(self._clock()),
+                nonce=self._nonce(),
+            )
+        )
+        client_timeout = aiohttp.ClientTimeout(total=self.timeout if seconds is None else seconds)
+        try:
+            async with self.session.request(
+                method,
+                url,
+                data=body or None,
+                headers=signed,
+                timeout=client_timeout,
+                # Redirects would re-send to a URL the signature does not cover.
+                allow_redirects=False,
+            ) as resp:
+                raw = await self._read(resp)
+        # TimeoutError (total timeout) is an OSError, as are socket errors aiohttp lets through.
+        except (aiohttp.ClientError, OSError) as exc:
+            raise PeerUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        if resp.status == 304:
+            return resp.status, None
+        if not 200 <= resp.status < 300:
+            raise self._error(resp.status, raw)
+        try:
+            return resp.status, loads_strict(raw) if raw else None
+        except ProtocolError as exc:
+            raise PeerError(resp.status, exc.reason, exc.detail) from None
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await resp.content.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise PeerError(resp.status, "response_too_large", f"over {limit} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not self.session.auto_decompress:
+            # A session built with auto_decompress=False hands us the bytes as sent.
+            try:
+                raw = decode_body(raw, resp.headers.get("Content-Encoding"), limit)
+            except ProtocolError as exc:
+                raise PeerError(resp.status, exc.reason, exc.detail) from None
+        return raw
+
+    def _error(self, status: int, raw: bytes) -> PeerError:
+        """A PeerError from an error body, tolerating proxies that answer in HTML."""
+        try:
+            answer = loads_strict(raw)
+        except ProtocolError:
+            answer = None
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            detail = answer.get("detail")
+            return PeerError(status, answer["error"], detail if isinstance(detail, str) else "")
+        text = raw[:200].decode("utf-8", "replace")
+        return PeerError(status, f"http_{status}", text)
