@@ -114,7 +114,14 @@ def competent_authority(federation: Federation, matter_code: str, location: str)
     config, matter = found
     div = division(location)
     if city_of(div) != config.federation:
-        # A peer city's matter (都市圈通办): decided by that city's own authority.
+        # 都市圈通办: the applicant lives in another city. Only a city-level matter has an
+        # authority there that does not depend on where in that city they live.
+        if matter.level != "city":
+            raise RemoteProtocolError(
+                "out_of_area",
+                f"matter {matter.code} is decided by a {matter.level} of {config.federation}; "
+                f"the applicant's location {div} is outside it",
+            )
         div = config.federation
     return _authority_for(config, matter, div)
 

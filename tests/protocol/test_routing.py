@@ -266,7 +266,7 @@ def test_cross_city_round_trip() -> None:
         ("SY-SCJG-001", CITY, "location_too_coarse"),
         ("SY-SCJG-001", "210104001001", "no_authority"),  # 大东区 has no scjg
         ("SY-SCJG-001", "210199", "no_authority"),
-        ("SY-SCJG-001", "210402001001", "location_too_coarse"),  # a 沈阳 district is needed
+        ("SY-SCJG-001", "210402001001", "out_of_area"),  # a 沈阳 district is needed
         # township matters
         ("SY-MZJ-001", "210102001002", "210102001:mzj"),
         ("SY-MZJ-001", TOWNSHIP, "210102001:mzj"),
@@ -277,7 +277,7 @@ def test_cross_city_round_trip() -> None:
         ("FS-GAJ-001", "210402001001", "2104:gaj"),
         ("FS-SCJG-001", "210402001001", "210402:scjg"),
         ("FS-SCJG-001", "210411", "no_authority"),
-        ("FS-SCJG-001", VILLAGE, "location_too_coarse"),
+        ("FS-SCJG-001", VILLAGE, "out_of_area"),
         # not in our catalog, or not ours to accept
         ("FS-GAJ-002", "210402001001", "unknown_matter"),
         ("NOPE", VILLAGE, "unknown_matter"),
