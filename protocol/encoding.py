@@ -42,7 +42,14 @@ def check_json_value(value: Any, *, where: str = "value", depth: int = 0) -> Non
     """Raise LocalProtocolError unless ``value`` is strict JSON (see module docstring)."""
     if depth > MAX_DEPTH:
         raise LocalProtocolError("too_deep", f"{where} nests deeper than {MAX_DEPTH}")
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (e.g. "\\ud800" in JSON) has no UTF-8 form and no JCS form.
+            raise LocalProtocolError("bad_utf8", f"{where}: lone surrogate in a string") from None
         return
     if isinstance(value, int):
         if abs(value) > MAX_SAFE_INT:

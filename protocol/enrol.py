@@ -6,7 +6,7 @@ by the new key itself (proof of possession), so a typo in the public key cannot 
 
     {"type": "tongban.enrolment", "v": 1, "id": "210102001001", "name": "…村便民服务站",
      "role": "station", "parent": "210102", "endpoint": null,
-     "public": "<base64url>", "seal_keys": {"sfj": "<base64url>"},
+     "public": "<base64url>", "seal_keys": {},
      "created": "2026-11-23T09:30:00+08:00",
      "sig": {"kid": "…", "alg": "ed25519", "val": "…"}}
 
@@ -108,7 +108,7 @@ def read_enrolment(data: bytes | str | Mapping[str, Any]) -> Enrolment:
         obj = loads_strict(data) if isinstance(data, (bytes, str)) else dict(data)
         if not isinstance(obj, dict) or set(obj) != FIELDS:
             raise LocalProtocolError("bad_enrolment", f"an enrolment has exactly {sorted(FIELDS)}")
-        if obj["type"] != KIND or obj["v"] != 1:
+        if obj["type"] != KIND or type(obj["v"]) is not int or obj["v"] != 1:
             raise LocalProtocolError("bad_enrolment", f"not a {KIND} v1")
         seals = obj["seal_keys"]
         sig = obj["sig"]
@@ -131,12 +131,10 @@ def read_enrolment(data: bytes | str | Mapping[str, Any]) -> Enrolment:
             seal_keys={d: PublicKey.from_text(str(k)) for d, k in seals.items()},
         )
         signature = Signature(sig["kid"], sig["alg"], b64url_decode(sig["val"], reason="bad_sig"))
+        signed = canonical({k: v for k, v in obj.items() if k != "sig"})
     except ProtocolError as exc:
         raise RemoteProtocolError(exc.reason, exc.detail) from None
-    unsigned = {k: v for k, v in obj.items() if k != "sig"}
-    if signature.kid != enrolment.public.kid or not enrolment.public.verify(
-        signature.val, canonical(unsigned)
-    ):
+    if signature.kid != enrolment.public.kid or not enrolment.public.verify(signature.val, signed):
         raise RemoteProtocolError(
             "bad_signature", "the request is not signed by the key it carries"
         )

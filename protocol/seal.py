@@ -38,7 +38,7 @@ def _check_document(doc: Mapping[str, Any]) -> None:
     missing = [k for k in REQUIRED if k not in doc]
     if missing:
         raise LocalProtocolError("bad_result", f"missing {missing}")
-    if doc.get("type") != KIND or doc.get("v") != 1:
+    if doc.get("type") != KIND or type(doc.get("v")) is not int or doc.get("v") != 1:
         raise LocalProtocolError("bad_result", f"not a {KIND} v1 document")
     check_case_number(doc["case"])
     check_address(doc["authority"], "authority")

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,9 @@ class BlobStore:
         self.root = Path(root)
         self.partial_dir = self.root / "partial"
         self.partial_dir.mkdir(parents=True, exist_ok=True)
+        # Appends to one upload must not interleave (threads of one server). Across hub
+        # workers the hub serialises each upload with a database row lock.
+        self._append_lock = threading.Lock()
 
     def path(self, blob: str) -> Path:
         """Where blob ``blob`` lives (validated)."""
@@ -71,7 +75,10 @@ class BlobStore:
         return self.path(blob).is_file()
 
     def size(self, blob: str) -> int:
-        return self.path(blob).stat().st_size
+        try:
+            return self.path(blob).stat().st_size
+        except FileNotFoundError:
+            raise RemoteProtocolError("no_such_blob", f"blob {blob} is not held") from None
 
     def read(self, blob: str) -> bytes:
         try:
@@ -81,6 +88,8 @@ class BlobStore:
 
     def iter_chunks(self, blob: str, offset: int = 0, size: int = CHUNK) -> Iterator[bytes]:
         """The blob's bytes from ``offset`` in chunks (for uploads and downloads)."""
+        if not self.has(blob):
+            raise RemoteProtocolError("no_such_blob", f"blob {blob} is not held")
         with self.path(blob).open("rb") as f:
             f.seek(offset)
             while chunk := f.read(size):
@@ -103,9 +112,15 @@ class BlobStore:
 
     def _install(self, tmp: Path, blob: str) -> None:
         final = self.path(blob)
+        fan_out = [final.parent.parent, final.parent]  # <root>/ab and <root>/ab/cd
+        created = [d for d in fan_out if not d.is_dir()]
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
+        # The rename is durable once the directory holding it is synced, and so is each
+        # fan-out directory made just now once its own parent is.
         _fsync_dir(final.parent)
+        for directory in created:
+            _fsync_dir(directory.parent)
 
     # -- partial uploads (tus) ---------------------------------------------------------
 
@@ -113,6 +128,7 @@ class BlobStore:
         """A fresh upload id with an empty partial file."""
         upload = secrets.token_urlsafe(18)
         (self.partial_dir / upload).touch()
+        _fsync_dir(self.partial_dir)
         return upload
 
     def offset(self, upload: str) -> int:
@@ -124,19 +140,21 @@ class BlobStore:
 
     def append(self, upload: str, offset: int, chunk: bytes) -> int:
         """Append ``chunk`` at ``offset`` (which must be the held size); returns the new size."""
-        held = self.offset(upload)
-        if offset != held:
-            raise RemoteProtocolError("offset_mismatch", f"held offset is {held}, not {offset}")
-        with (self.partial_dir / upload).open("ab") as f:
-            f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        return held + len(chunk)
+        with self._append_lock:
+            held = self.offset(upload)
+            if offset != held:
+                raise RemoteProtocolError("offset_mismatch", f"held offset is {held}, not {offset}")
+            with (self.partial_dir / upload).open("ab") as f:
+                f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            return held + len(chunk)
 
     def finish(self, upload: str, expected: str) -> str:
         """Verify the complete upload against ``expected`` and install it as a blob."""
         check_hash(expected)
-        part = self.partial_dir / check_upload_id(upload)
+        self.offset(upload)  # no_such_upload for an unknown or finished upload
+        part = self.partial_dir / upload
         digest = hashlib.sha256()
         with part.open("rb") as f:
             while chunk := f.read(CHUNK):

@@ -89,6 +89,7 @@ def test_b64url_roundtrip_and_rejections() -> None:
         (-(2**53), "bad_number"),
         ({1: "a"}, "bad_type"),
         (b"bytes", "bad_type"),
+        ("\ud800", "bad_utf8"),
         (_nested(40), "too_deep"),
     ],
 )
