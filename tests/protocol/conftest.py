@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from protocol.case import CaseFolder
@@ -24,3 +26,14 @@ def folder(case_federation: Federation) -> CaseFolder:
 def make() -> Maker:
     """An event maker for the default case (opened at village 210102001001 on 2026-11-02)."""
     return Maker()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """tests/protocol/ is plain synchronous pytest: the pure core needs no event loop."""
+    for item in items:
+        in_core = "tests/protocol" in item.nodeid.replace("\\", "/")
+        if in_core and isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            raise pytest.UsageError(
+                f"{item.nodeid} is async: protocol tests run with no event loop "
+                "(put real-server tests in tests/integration/)"
+            )
