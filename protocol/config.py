@@ -829,9 +829,11 @@ class SignedConfig:
 
 
 def sign_config(config: FederationConfig, root: KeyPair) -> SignedConfig:
-    """Sign a config with a root key listed in it (LocalProtocolError otherwise)."""
+    """Sign a config with a root key listed in it and valid at its ``issued`` time."""
     if config.root_key(root.kid) is None:
         raise LocalProtocolError("unknown_key", "the signing key is not a root key of this config")
+    if config.root_key(root.kid, config.issued) is None:
+        raise LocalProtocolError("key_not_valid", "the root key is not valid at the issue time")
     body = config.to_dict()
     check_json_value(body)
     data = canonical(body)

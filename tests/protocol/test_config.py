@@ -170,6 +170,15 @@ def test_sign_with_a_key_that_is_not_a_root() -> None:
     assert err.value.reason == "unknown_key"
 
 
+def test_sign_with_a_root_key_outside_its_validity() -> None:
+    config = FederationConfig.parse(
+        minimal_dict(root_keys=[grant(ROOT, KEYS_FROM, ISSUED - timedelta(days=1))])
+    )
+    with pytest.raises(LocalProtocolError) as err:
+        sign_config(config, ROOT)
+    assert err.value.reason == "key_not_valid"
+
+
 def test_parse_signed_keeps_the_received_bytes() -> None:
     """Unknown fields are signed and kept, so a newer producer's config still verifies."""
     obj = minimal_dict(future_field={"x": 1})

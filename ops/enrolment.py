@@ -1,0 +1,76 @@
+"""Make an enrolment request and its keys in a member's data directory.
+
+A node or hub normally does this itself at ``init`` (the key never leaves the machine it was
+made on). ``tongban ops member request`` offers the same for demos, tests and a hub set up by
+hand; the files follow the data-directory layout of docs/architecture.md::
+
+    <data>/member.key        the member key, PKCS#8 PEM, mode 0600
+    <data>/seals/<dept>.key  one seal key per department a hub hosts, mode 0600
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from protocol.enrol import Enrolment, enrolment_text, make_enrolment
+from protocol.errors import ProtocolError
+from protocol.keys import KeyPair
+
+from .federation import OpsError
+
+
+def _write_key(path: Path, key: KeyPair) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key.to_file_bytes())
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def make_request(
+    data: Path,
+    member_id: str,
+    name: str,
+    role: str,
+    parent: str | None,
+    endpoint: str | None,
+    departments: Iterable[str],
+    at: datetime,
+    *,
+    dry_run: bool = False,
+) -> tuple[str, dict[str, Any]]:
+    """Create the keys under ``data`` and return the request as one line and as JSON."""
+    depts = sorted(set(departments))
+    member_key = KeyPair.generate(secrets.token_bytes(32))
+    seals = {d: KeyPair.generate(secrets.token_bytes(32)) for d in depts}
+    try:
+        enrolment = Enrolment(
+            id=member_id,
+            name=name,
+            role=role,
+            parent=parent,
+            endpoint=endpoint,
+            public=member_key.public,
+            created=at.isoformat(),
+            seal_keys={d: k.public for d, k in seals.items()},
+        )
+    except ProtocolError as exc:
+        raise OpsError(f"入网申请无效: {exc.detail or exc.reason} ({exc.reason})") from None
+    request = make_enrolment(member_key, enrolment)
+    targets = [data / "member.key", *(data / "seals" / f"{d}.key" for d in depts)]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing:
+        raise OpsError(f"密钥文件已存在, 不覆盖: {', '.join(existing)}")
+    if not dry_run:
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if depts:
+            (data / "seals").mkdir(mode=0o700, exist_ok=True)
+        _write_key(data / "member.key", member_key)
+        for dept, key in seals.items():
+            _write_key(data / "seals" / f"{dept}.key", key)
+    return enrolment_text(request), request
