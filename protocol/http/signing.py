@@ -245,7 +245,8 @@ def verify_request(
     ``bad_request_signature`` (malformed), ``uncovered_components``, ``unknown_key``,
     ``stale_request``, ``digest_mismatch`` (header missing), ``bad_request_signature``
     (cryptographic failure), ``digest_mismatch`` (body differs), ``replayed_nonce``.
-    The nonce is recorded only once everything else has passed.
+    The nonce is recorded only once everything else has passed; callers may rely on this
+    order (the hub claims the nonce in its database, shared by all workers, after this returns).
     """
     names, params = _signature_input(headers)
     missing = [c for c in COVERED_COMPONENTS if c not in names]

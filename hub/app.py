@@ -1,0 +1,57 @@
+"""The hub's ``web.Application``: routes, middlewares, the relay jobs' lifetime.
+
+Run it with ``protocol.http.RUNNER_KWARGS`` (``auto_decompress=False``): request digests
+cover the gzip bytes as sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import web
+
+from .core import Hub
+from .handlers import api, blobs, sync
+from .handlers.common import HUB_KEY, middlewares
+from .jobs import RelayJobs
+
+#: The largest request body: one tus PATCH chunk plus slack (pushes are bounded lower).
+CLIENT_MAX_SIZE: Final = blobs.MAX_CHUNK_BYTES + 64 * 1024
+JOBS_KEY: Final = web.AppKey("tongban_relay_jobs", RelayJobs)
+
+
+def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
+    """The hub app; ``jobs=False`` leaves the relay jobs to the caller (tests drive them)."""
+    app = web.Application(middlewares=middlewares(), client_max_size=CLIENT_MAX_SIZE)
+    app[HUB_KEY] = hub
+    relay = RelayJobs(hub)
+    app[JOBS_KEY] = relay
+    r = app.router
+    r.add_post("/v1/push", sync.push)
+    r.add_get("/v1/feed", sync.feed)
+    r.add_get("/v1/config", sync.get_config)
+    r.add_post("/v1/config", sync.post_config)
+    r.add_route("OPTIONS", "/v1/blobs", blobs.options)
+    r.add_post("/v1/blobs", blobs.create)
+    r.add_route("HEAD", "/v1/blobs/uploads/{upload}", blobs.head)
+    r.add_route("PATCH", "/v1/blobs/uploads/{upload}", blobs.patch)
+    r.add_get("/v1/blobs/{blob}", blobs.download, allow_head=False)
+    r.add_post("/api/login", api.login)
+    r.add_post("/api/logout", api.logout)
+    r.add_get("/api/me", api.me)
+    r.add_get("/api/queue", api.queue)
+    r.add_get("/api/cases/{number}", api.case_file)
+    r.add_post("/api/cases/{number}/{action}", api.act)
+    r.add_get("/api/status", api.status)
+    r.add_get("/healthz", sync.healthz)
+    r.add_get("/metrics", sync.metrics)
+
+    async def relay_jobs(_app: web.Application) -> AsyncIterator[None]:
+        if jobs:
+            relay.start()
+        yield
+        await relay.stop()  # also closes the HTTP session of jobs driven by hand
+
+    app.cleanup_ctx.append(relay_jobs)
+    return app

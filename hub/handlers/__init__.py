@@ -1,0 +1,1 @@
+"""Thin aiohttp route handlers: parse, authorize, call a service, render."""

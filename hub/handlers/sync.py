@@ -1,0 +1,75 @@
+"""``/v1/push``, ``/v1/feed``, ``/v1/config``, ``/healthz``, ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from protocol.errors import RemoteProtocolError
+from protocol.http.server import read_json_body
+from protocol.sync import MAX_BATCH_BYTES
+
+from ..services import feed as feeds
+from ..services.config import config_answer, offer_config
+from ..services.push import receive_push
+from ..services.status import health
+from .common import authenticate_member, hub_of
+
+#: A full batch of wire bytes plus JSON framing; checked raw and decompressed.
+MAX_PUSH_BYTES: Final = MAX_BATCH_BYTES + 256 * 1024
+MAX_CONFIG_BYTES: Final = 8 * 1024 * 1024
+
+
+async def push(request: web.Request) -> web.Response:
+    hub = hub_of(request)
+    pusher = await authenticate_member(request, MAX_PUSH_BYTES)
+    obj = await read_json_body(request, MAX_PUSH_BYTES)
+    ack = await receive_push(hub, pusher, obj)
+    return web.json_response(ack.to_dict())
+
+
+async def feed(request: web.Request) -> web.Response:
+    hub = hub_of(request)
+    member = await authenticate_member(request, 0)
+    after = feeds.parse_cursor(request.query.get("after"))
+    wait = feeds.parse_wait(request.query.get("wait"))
+    federation = hub.view.require()
+    child = federation.home.members.get(member)
+    if child is None or child.parent != hub.me:
+        raise RemoteProtocolError("not_a_child", f"{member} has no feed at {hub.me}")
+    page = await feeds.read_feed(hub.store, hub.feeds, member, after, wait)
+    response = web.Response(body=page.body(), content_type="application/json")
+    if len(page.wires) > 4:
+        response.enable_compression()
+    return response
+
+
+async def get_config(request: web.Request) -> web.Response:
+    hub = hub_of(request)
+    answer = await config_answer(hub, request.query.get("have"), request.query.get("city"))
+    if answer is None:
+        return web.Response(status=304)
+    response = web.Response(text=answer, content_type="application/json")
+    response.enable_compression()
+    return response
+
+
+async def post_config(request: web.Request) -> web.Response:
+    hub = hub_of(request)
+    obj = await read_json_body(request, MAX_CONFIG_BYTES)
+    adoption = await offer_config(hub, obj)
+    return web.json_response({"serial": adoption.signed.serial, "adopted": adoption.adopted})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    report = await health(hub_of(request))
+    return web.json_response(report, status=200 if report["ok"] else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    hub = hub_of(request)
+    response = web.Response(body=hub.metrics.render())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

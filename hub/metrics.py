@@ -1,0 +1,66 @@
+"""Prometheus metrics of one hub app, in its own registry (several apps may share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class HubMetrics:
+    """The counters, gauges and histograms ``/metrics`` exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_received = Counter(
+            "tongban_hub_events_received",
+            "Events taken into custody, by how they came (chain, relay, parent_feed, own).",
+            ["mode"],
+            registry=r,
+        )
+        self.events_quarantined = Counter(
+            "tongban_hub_events_quarantined",
+            "Events refused and set aside, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.equivocations = Counter(
+            "tongban_hub_equivocations", "Equivocations detected (two events, one seq).", registry=r
+        )
+        self.feed_entries = Counter(
+            "tongban_hub_feed_entries", "Events put into children's feeds.", registry=r
+        )
+        self.blob_bytes_received = Counter(
+            "tongban_hub_blob_bytes_received",
+            "Blob bytes received and stored by tus PATCH requests.",
+            registry=r,
+        )
+        self.blobs_completed = Counter(
+            "tongban_hub_blobs_completed", "Blobs completed and verified.", registry=r
+        )
+        self.backlog_events = Gauge(
+            "tongban_hub_backlog_events",
+            "Events waiting to be relayed, per destination.",
+            ["destination"],
+            registry=r,
+        )
+        self.backlog_bytes = Gauge(
+            "tongban_hub_backlog_bytes",
+            "Wire bytes waiting to be relayed, per destination.",
+            ["destination"],
+            registry=r,
+        )
+        self.push_seconds = Histogram(
+            "tongban_hub_push_seconds",
+            "Time to verify, store and acknowledge one push batch.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.relay_failures = Counter(
+            "tongban_hub_relay_failures",
+            "Failed requests to the parent or a peer.",
+            ["destination"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

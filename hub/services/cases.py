@@ -1,0 +1,109 @@
+"""The fold cache: cases hosted at this hub, folded event by event with ``CaseFolder``.
+
+A hub folds the events of cases it decides (events delivered to one of its departments) and
+the events it signs itself. A fold rejection never rejects custody: the event is authentic
+and part of its author's chain, so it stays stored and routed; the refusal is recorded on the
+case (``rejected``, ``last_error``) and raised as an alert for people to sort out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy.engine import Connection
+
+from protocol.case import Case, CaseFolder, CaseRejected
+from protocol.config import Federation
+from protocol.event import Event
+
+from ..storage import HubStore
+from ..storage.store import CaseRecord
+from .casecodec import CodecError, decode_case, encode_case
+
+
+@dataclass(frozen=True)
+class FoldOutcome:
+    """The case after the event, or the refusal."""
+
+    case: Case | None
+    rejected: CaseRejected | None = None
+
+
+def _record(case: Case, previous: CaseRecord | None, at: datetime) -> CaseRecord:
+    return CaseRecord(
+        number=case.number,
+        state=case.state.value,
+        authority=case.authority,
+        matter=case.matter,
+        window=case.window,
+        pickup=case.pickup,
+        fold=encode_case(case),
+        rejected=[] if previous is None else previous.rejected,
+        last_error=None if previous is None else previous.last_error,
+        received_at=case.received,
+        updated_at=at,
+    )
+
+
+def load_case_txn(
+    store: HubStore, c: Connection, federation: Federation, number: str, *, lock: bool
+) -> tuple[CaseRecord | None, Case | None]:
+    """The stored record and its decoded fold (re-folded from its events if the shape changed)."""
+    record = store.case_txn(c, number, lock=lock)
+    if record is None:
+        return None, None
+    try:
+        return record, decode_case(record.fold)
+    except CodecError:
+        # An upgrade changed Case: rebuild from the events the old fold had taken in.
+        history = _history(record.fold)
+        wires = store.event_wires_txn(c, history)
+        events = [Event.from_json(wires[i]) for i in history if i in wires]
+        return record, CaseFolder(federation).fold(events)
+
+
+def _history(fold_text: str) -> list[str]:
+    raw = json.loads(fold_text).get("history", [])
+    return [i for i in raw if isinstance(i, str)]
+
+
+def fold_txn(
+    store: HubStore,
+    c: Connection,
+    federation: Federation,
+    event: Event,
+    at: datetime,
+    *,
+    strict: bool = False,
+) -> FoldOutcome:
+    """Fold ``event`` into its case and save it; with ``strict`` a refusal raises instead."""
+    assert event.case is not None
+    record, case = load_case_txn(store, c, federation, event.case, lock=True)
+    try:
+        new = CaseFolder(federation).apply(case, event)
+    except CaseRejected as exc:
+        if strict:
+            raise
+        note = {
+            "event": event.id,
+            "type": event.type,
+            "author": event.author,
+            "reason": exc.reason,
+            "detail": exc.detail,
+        }
+        if record is not None:
+            store.save_case_txn(
+                c,
+                replace(
+                    record,
+                    rejected=[*record.rejected, note],
+                    last_error=f"{exc.reason}: {exc.detail}",
+                    updated_at=at,
+                ),
+            )
+        store.alert_txn(c, "case_rejected", f"{event.case}/{event.id[:16]}", exc.detail, at)
+        return FoldOutcome(case, exc)
+    store.save_case_txn(c, _record(new, record, at))
+    return FoldOutcome(new)
