@@ -1,0 +1,478 @@
+"""The station's sync engine: push own events, upload blobs, pull the feed, refresh config.
+
+Theory of operation
+-------------------
+The database is the truth; the engine holds nothing that a restart (or a SIGKILL) could
+lose. Each cycle rebuilds what it needs from the store:
+
+1. **push** (events first, so a case is visible upstream at once): a chain-mode
+   :class:`~protocol.sync.PushSession` seeded with the stored custody head gets every own
+   event above it (stopping below the lowest own event the hub refused: in chain mode the
+   later ones could not be accepted anyway). Batches go out with ``PeerClient.push``; each
+   ack's custody head and rejects are persisted before the next batch;
+2. **blobs**: every blob whose upload is not done goes up through the tus client; the
+   upload URL is persisted before any byte is sent, so a restart resumes with HEAD and
+   never resends what the hub holds; a blob the hub already has is not sent at all;
+3. **feed**: one long-poll ``GET /v1/feed`` after the persisted cursor. Each event is
+   verified against the federation (the author's key valid at the event's ``ts``), stored,
+   and folded into its case; refused events go to the quarantine; the cursor moves in the
+   same transaction. A wake-up (a new own event) cuts the long-poll short: resending the
+   same GET later is harmless;
+4. **config**: ``GET /v1/config?have=<serial>``; a newer config that passes the trust
+   rules is adopted and every case refolded under it.
+
+Scheduling: an APScheduler job runs the cycle. After a successful cycle it is rescheduled
+at once (the long-poll paces it); after a failure, after a jittered exponential backoff
+(:class:`~protocol.http.backoff.Backoff`), reset by any successful request. :meth:`wake`
+(called after each new own event) runs the job now, or, if a cycle is running, makes it
+loop once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from protocol.config import parse_signed
+from protocol.errors import ProtocolError
+from protocol.event import Event
+from protocol.http.backoff import Backoff
+from protocol.http.client import PeerClient, PeerError, PeerFailure, PeerUnavailable
+from protocol.http.tus_client import TusClient
+from protocol.sync import Ack, FeedPage, PushSession
+
+from .logs import log
+from .metrics import NodeMetrics
+from .services.context import EngineRuntime, NodeContext
+from .services.folding import refolder
+from .storage import Refused, UploadRow
+
+logger = logging.getLogger("node.sync")
+
+T = TypeVar("T")
+
+FEED_WAIT = 25.0
+SAFETY_INTERVAL = 60.0
+SUCCESS_RECORD_INTERVAL = 1.0
+BLOB_RETRY_REASONS = frozenset({"hash_mismatch", "no_such_upload", "offset_mismatch"})
+
+
+def error_text(exc: Exception) -> str:
+    """``<reason>: <detail>`` of a sync failure; the reason is what the sync bar explains."""
+    if isinstance(exc, PeerUnavailable):
+        return f"unreachable: {exc}"[:500]
+    if isinstance(exc, PeerError):
+        return f"{exc.reason}: HTTP {exc.status} {exc.detail}"[:500]
+    if isinstance(exc, ProtocolError):
+        return f"{exc.reason}: {exc.detail}"[:500]
+    return f"error: {exc}"[:500]
+
+
+def _read_range(path: Path, offset: int, size: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+class SyncEngine:
+    """Sync of one station with its parent hub."""
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        session: aiohttp.ClientSession,
+        *,
+        metrics: NodeMetrics | None = None,
+        feed_wait: float = FEED_WAIT,
+        chunk_size: int | None = None,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ctx = ctx
+        self.metrics = metrics or NodeMetrics()
+        self.feed_wait = feed_wait
+        station = ctx.station
+        self.peer = PeerClient(station.parent_url, station.id, ctx.key, session)
+        tus_kwargs: dict[str, Any] = {} if chunk_size is None else {"chunk_size": chunk_size}
+        self.tus = TusClient(station.parent_url, station.id, ctx.key, session, **tus_kwargs)
+        self.backoff = Backoff()
+        self._rng = rng or random.Random()
+        self._monotonic = monotonic
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._in_cycle = False
+        self._online: bool | None = None
+        self._last_error: str | None = None
+        self._next_at: float | None = None
+        self._more = False
+        self._scheduler: AsyncIOScheduler | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._stopping = False
+        self._last_recorded: float | None = None
+        ctx.wake = self.wake
+        ctx.probe = self
+
+    # -- what others see ---------------------------------------------------------------
+
+    def runtime(self) -> EngineRuntime:
+        next_in = None
+        if self._next_at is not None:
+            next_in = max(0.0, self._next_at - self._monotonic())
+        return EngineRuntime(
+            running=self._scheduler is not None and not self._stopping,
+            online=self._online,
+            failures=self.backoff.failures,
+            next_attempt_in=None if self._in_cycle else next_in,
+            last_error=self._last_error,
+        )
+
+    def wake(self) -> None:
+        """A new own event: sync now (or loop once more if a cycle is running)."""
+        self._wake.set()
+        if not self._in_cycle:
+            self._reschedule(0.0)
+
+    # -- scheduling --------------------------------------------------------------------
+
+    def start(self, scheduler: AsyncIOScheduler) -> None:
+        """Add the sync job to ``scheduler`` (which the caller starts and shuts down)."""
+        self._scheduler = scheduler
+        scheduler.add_job(
+            self._run_job,
+            IntervalTrigger(seconds=SAFETY_INTERVAL),
+            id="sync",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
+
+    async def stop(self) -> None:
+        """Stop scheduling and cut a running cycle (nothing is lost: the DB is the truth)."""
+        self._stopping = True
+        if self._scheduler is not None and self._scheduler.get_job("sync") is not None:
+            self._scheduler.remove_job("sync")
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run_job(self) -> None:
+        self._task = asyncio.current_task()
+        try:
+            ok = await self.cycle()
+        except asyncio.CancelledError:
+            if self._stopping:
+                return  # stop() cut a long-poll: a clean end, not a job error
+            raise
+        finally:
+            self._task = None
+        # A wake-up during a failed cycle (a new case) earns one immediate retry.
+        retry_now = ok or self._wake.is_set()
+        self._reschedule(0.0 if retry_now else self.backoff.next_delay(self._rng.random()))
+
+    def _reschedule(self, delay: float) -> None:
+        self._next_at = self._monotonic() + delay
+        scheduler = self._scheduler
+        if scheduler is None or self._stopping or scheduler.get_job("sync") is None:
+            return
+        scheduler.modify_job("sync", next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+
+    # -- one cycle ---------------------------------------------------------------------
+
+    async def cycle(self) -> bool:
+        """Push, blobs, feed, config; again while woken or the feed has more. True on
+        success; on failure the error is recorded and the backoff advanced."""
+        async with self._lock:
+            self._in_cycle = True
+            try:
+                while True:
+                    self._wake.clear()
+                    self._more = False
+                    if self.ctx.configs.home is None:
+                        await self.refresh_config()
+                    await self.push()
+                    await self.upload_blobs()
+                    await self.pull(self.feed_wait)
+                    await self.refresh_config()
+                    if not (self._wake.is_set() or self._more) or self._stopping:
+                        break
+            except (PeerFailure, ProtocolError) as exc:
+                await self._failed(exc)
+                return False
+            finally:
+                self._in_cycle = False
+                await self._update_backlog()
+            await self.ctx.store.record_attempt(self.ctx.stamp(), None)
+            self._last_error = None
+            return True
+
+    async def _failed(self, exc: Exception) -> None:
+        self.backoff.failure()
+        self.metrics.sync_failures.inc()
+        if isinstance(exc, PeerUnavailable) or (isinstance(exc, PeerError) and exc.status >= 500):
+            self._set_online(False)
+        message = error_text(exc)
+        self._last_error = message
+        log(
+            logger,
+            "sync.failed",
+            level=logging.WARNING,
+            error=type(exc).__name__,
+            detail=message,
+            failures=self.backoff.failures,
+        )
+        await self.ctx.store.record_attempt(self.ctx.stamp(), message)
+
+    def _set_online(self, online: bool) -> None:
+        self._online = online
+        self.metrics.online.set(1 if online else 0)
+
+    async def _request(self, step: str, call: Awaitable[T]) -> T:
+        """Time one request; any answer from the hub resets the backoff."""
+        started = self._monotonic()
+        try:
+            result = await call
+        except PeerError:
+            self._set_online(True)  # the hub answered, if only to refuse
+            raise
+        now = self._monotonic()
+        self.metrics.sync_latency.labels(step).observe(now - started)
+        self.backoff.success()
+        self._set_online(True)
+        self._last_error = None
+        if self._last_recorded is None or now - self._last_recorded >= SUCCESS_RECORD_INTERVAL:
+            # "last successful sync" moves while a long cycle runs, at most once a second.
+            self._last_recorded = now
+            await self.ctx.store.record_attempt(self.ctx.stamp(), None)
+        return result
+
+    async def _update_backlog(self) -> None:
+        backlog = await self.ctx.store.backlog(self.ctx.station.id)
+        self.metrics.backlog_events.set(backlog.events)
+        self.metrics.backlog_bytes.set(backlog.event_bytes)
+        self.metrics.backlog_blob_bytes.set(backlog.blob_bytes)
+
+    # -- 1. push -----------------------------------------------------------------------
+
+    async def push(self) -> int:
+        """Push own events beyond custody; returns how many the hub took into custody."""
+        store, me = self.ctx.store, self.ctx.station.id
+        state = await store.sync_state()
+        floor = await store.own_quarantine_floor(me)
+        pending = await store.own_events_after(me, state.custody_seq, before=floor)
+        if not pending:
+            return 0
+        session = PushSession({me: state.custody_seq})
+        for event in pending:
+            session.add(event)
+        taken = 0
+        while (batch := session.next_batch()) is not None:
+            try:
+                answer = await self._request(
+                    "push", self.peer.push([e.to_dict() for e in batch.events])
+                )
+                outcome = session.on_ack(Ack.from_dict(answer))
+            except (PeerFailure, ProtocolError):
+                session.on_failure()
+                raise
+            custody = session.custody.get(me, state.custody_seq)
+            rejected = [(e, r.reason, r.detail) for e, r in outcome.quarantined]
+            await store.record_ack(custody, rejected, self.ctx.stamp())
+            self._observe_custody(outcome.in_custody)
+            for event, reason, _ in rejected:
+                self.metrics.events_quarantined.labels("out").inc()
+                log(
+                    logger,
+                    "push.rejected",
+                    level=logging.WARNING,
+                    event=event.id,
+                    seq=event.seq,
+                    reason=reason,
+                )
+            taken += len(outcome.in_custody)
+            if not outcome.in_custody and not outcome.quarantined:
+                break  # nothing moved: the rest waits for the next cycle
+        if taken:
+            log(logger, "push.custody", events=taken, head=session.custody.get(me))
+        return taken
+
+    def _observe_custody(self, events: list[Event]) -> None:
+        now = self.ctx.clock()
+        for event in events:
+            self.metrics.events_pushed.inc()
+            self.metrics.custody_latency.observe(max(0.0, (now - event.at).total_seconds()))
+
+    # -- 2. blobs ----------------------------------------------------------------------
+
+    async def upload_blobs(self) -> int:
+        """Upload every pending blob; returns how many completed."""
+        done = 0
+        for row in await self.ctx.store.uploads(pending_only=True):
+            if await self._upload(row):
+                done += 1
+        return done
+
+    async def _upload(self, row: UploadRow) -> bool:
+        store, blob = self.ctx.store, row.hash
+        path = self.ctx.blobs.path(blob)
+        if not path.is_file():
+            await store.update_upload(blob, self.ctx.stamp(), last_error="本地文件缺失")
+            log(logger, "blob.missing", level=logging.ERROR, blob=blob)
+            return False
+
+        async def read_chunk(offset: int, size: int) -> bytes:
+            return await asyncio.to_thread(_read_range, path, offset, size)
+
+        async def created(url: str) -> None:
+            await store.update_upload(blob, self.ctx.stamp(), url=url, offset=0)
+
+        async def progress(offset: int, sent: int) -> None:
+            self.metrics.blob_bytes_sent.inc(sent)
+            await store.update_upload(blob, self.ctx.stamp(), offset=offset, sent=sent)
+
+        try:
+            outcome = await self._request(
+                "blob",
+                self.tus.upload(
+                    blob,
+                    row.size,
+                    read_chunk,
+                    url=row.url,
+                    on_created=created,
+                    on_progress=progress,
+                ),
+            )
+        except PeerError as exc:
+            if exc.status >= 500 or exc.status == 401:
+                raise
+            # This blob alone is refused (e.g. no event of ours refers to it yet): note it
+            # and go on with the others; a damaged upload starts over next time.
+            fields: dict[str, Any] = {"last_error": f"{exc.reason}: {exc.detail}"[:500]}
+            if exc.reason in BLOB_RETRY_REASONS or exc.status in (404, 410):
+                fields["url"] = None
+                fields["offset"] = 0
+            await store.update_upload(blob, self.ctx.stamp(), **fields)
+            log(logger, "blob.refused", level=logging.WARNING, blob=blob, reason=exc.reason)
+            return False
+        if outcome.already_held:
+            self.metrics.blobs_skipped.inc()
+        await store.update_upload(
+            blob, self.ctx.stamp(), done=True, offset=row.size, last_error=None
+        )
+        log(
+            logger,
+            "blob.uploaded",
+            blob=blob,
+            size=row.size,
+            sent=outcome.bytes_sent,
+            already_held=outcome.already_held,
+        )
+        return True
+
+    # -- 3. feed -----------------------------------------------------------------------
+
+    async def pull(self, wait: float) -> int:
+        """One (long-poll) feed request; returns how many new events were stored."""
+        federation = self.ctx.configs.federation
+        if federation is None:
+            return 0  # nothing could be verified yet
+        store = self.ctx.store
+        state = await store.sync_state()
+        answer = await self._interruptible(
+            self._request("feed", self.peer.feed(state.feed_cursor, wait))
+        )
+        if answer is None:
+            return 0
+        page, bad = FeedPage.decode(answer)
+        refused = [Refused(r.id, r.author, r.seq, None, r.reason, r.detail, None) for r in bad]
+        accepted: list[Event] = []
+        for event in page.events:
+            try:
+                event.verify(federation.member_key(event.author, event.sig.kid, event.at))
+            except ProtocolError as exc:
+                refused.append(
+                    Refused(
+                        event.id,
+                        event.author,
+                        event.seq,
+                        event.case,
+                        exc.reason,
+                        exc.detail,
+                        event.wire_bytes,
+                    )
+                )
+                continue
+            accepted.append(event)
+        result = await store.store_feed_page(
+            accepted, refused, page.cursor, refolder(federation), self.ctx.stamp()
+        )
+        self._more = page.more
+        self.metrics.events_received.inc(len(result.stored))
+        if result.refused:
+            self.metrics.events_quarantined.labels("in").inc(result.refused)
+        if result.stored or result.refused:
+            log(
+                logger,
+                "feed.page",
+                stored=len(result.stored),
+                duplicates=result.duplicates,
+                refused=result.refused,
+                cases=len(result.cases),
+            )
+        return len(result.stored)
+
+    async def _interruptible(self, call: Awaitable[T]) -> T | None:
+        """Await ``call`` unless a wake-up comes first (then cancel it and return None)."""
+        task = asyncio.ensure_future(call)
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({task, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+
+    # -- 4. config ---------------------------------------------------------------------
+
+    async def refresh_config(self) -> bool:
+        """Fetch a newer config; True when one was adopted."""
+        home = self.ctx.configs.home
+        answer = await self._request(
+            "config", self.peer.config(None if home is None else home.serial)
+        )
+        if answer is None:
+            return False
+        try:
+            offered = parse_signed(answer)
+            changed = await self.ctx.configs.adopt(self.ctx.store, offered, self.ctx.stamp())
+        except ProtocolError as exc:
+            log(
+                logger,
+                "config.refused",
+                level=logging.WARNING,
+                reason=exc.reason,
+                detail=exc.detail,
+            )
+            return False
+        if changed:
+            federation = self.ctx.configs.require()
+            count = await self.ctx.store.refold_all(refolder(federation), self.ctx.stamp())
+            log(logger, "config.adopted", serial=offered.serial, refolded=count)
+        return changed
