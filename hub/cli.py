@@ -182,6 +182,9 @@ def run(data: Path, db: str | None, host: str | None, port: int | None) -> None:
             host=host or settings.host,
             port=port or settings.port,
             access_log=None,
+            # Children hold long-polls open for up to a minute; waiting for them would make a
+            # restart slow for nothing (a long-poll answered by a closed socket is retried).
+            shutdown_timeout=3.0,
             print=lambda text: click.echo(text),
             **RUNNER_KWARGS,
         )

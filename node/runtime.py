@@ -74,7 +74,7 @@ async def running(
     engine = SyncEngine(ctx, session, metrics=metrics, feed_wait=feed_wait)
     scheduler = AsyncIOScheduler(timezone=UTC)
     app = build_app(ctx, Auth(ctx.store), metrics)
-    runner = web.AppRunner(app, access_log=None, **RUNNER_KWARGS)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=3.0, **RUNNER_KWARGS)
     try:
         await runner.setup()
         bind_host = host or ctx.station.host

@@ -36,7 +36,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,6 +64,7 @@ T = TypeVar("T")
 
 FEED_WAIT = 25.0
 SAFETY_INTERVAL = 60.0
+MIN_CYCLE = 1.0  # seconds: the shortest time between two healthy cycles
 SUCCESS_RECORD_INTERVAL = 1.0
 BLOB_RETRY_REASONS = frozenset({"hash_mismatch", "no_such_upload", "offset_mismatch"})
 
@@ -138,18 +139,23 @@ class SyncEngine:
         )
 
     def wake(self) -> None:
-        """A new own event: sync now (or loop once more if a cycle is running)."""
+        """A new own event (or the clerk's 立即同步): cut any wait short and sync now."""
         self._wake.set()
-        if not self._in_cycle:
-            self._reschedule(0.0)
 
     # -- scheduling --------------------------------------------------------------------
+    #
+    # One long-lived loop task does the syncing: a healthy cycle ends in a long-poll, so the
+    # loop paces itself; after a failure it sleeps the backoff delay. A wake-up cuts both the
+    # long-poll and the backoff sleep short. The APScheduler job is only the safety net that
+    # (re)starts the loop if it is not running; it never runs a cycle itself, because a job
+    # that reschedules itself while still running is skipped by APScheduler
+    # (max_instances=1), which left results waiting a whole interval.
 
     def start(self, scheduler: AsyncIOScheduler) -> None:
         """Add the sync job to ``scheduler`` (which the caller starts and shuts down)."""
         self._scheduler = scheduler
         scheduler.add_job(
-            self._run_job,
+            self._ensure_loop,
             IntervalTrigger(seconds=SAFETY_INTERVAL),
             id="sync",
             max_instances=1,
@@ -169,26 +175,27 @@ class SyncEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run_job(self) -> None:
-        self._task = asyncio.current_task()
-        try:
-            ok = await self.cycle()
-        except asyncio.CancelledError:
-            if self._stopping:
-                return  # stop() cut a long-poll: a clean end, not a job error
-            raise
-        finally:
-            self._task = None
-        # A wake-up during a failed cycle (a new case) earns one immediate retry.
-        retry_now = ok or self._wake.is_set()
-        self._reschedule(0.0 if retry_now else self.backoff.next_delay(self._rng.random()))
-
-    def _reschedule(self, delay: float) -> None:
-        self._next_at = self._monotonic() + delay
-        scheduler = self._scheduler
-        if scheduler is None or self._stopping or scheduler.get_job("sync") is None:
+    async def _ensure_loop(self) -> None:
+        if self._stopping or (self._task is not None and not self._task.done()):
             return
-        scheduler.modify_job("sync", next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            started = self._monotonic()
+            ok = await self.cycle()
+            if self._wake.is_set():
+                continue
+            if ok:
+                # A healthy cycle ends in a long-poll; one that came back at once (no config
+                # yet, a hub answering early) still must not spin.
+                pause = MIN_CYCLE - (self._monotonic() - started)
+            else:
+                pause = self.backoff.next_delay(self._rng.random())
+            self._next_at = self._monotonic() + max(pause, 0.0)
+            if pause > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), pause)
 
     # -- one cycle ---------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from node.services.accept import (
     UploadedFile,
     accept_application,
 )
+from node.services.context import NodeContext
 from node.storage import ClerkRow
 from node.sync import SyncEngine
 from protocol.config import Federation, FederationConfig, sign_config
@@ -255,6 +256,37 @@ async def test_the_scheduled_job_syncs_after_a_wake_up(synced: Synced) -> None:
     finally:
         await engine.stop()
         scheduler.shutdown(wait=False)
+
+
+async def test_the_scheduled_loop_takes_each_feed_event_as_it_comes(synced: Synced) -> None:
+    """Results arriving one after another each reach the window within seconds, not at the
+    next safety interval (a job rescheduling itself while running was skipped)."""
+    ctx, hub, engine = synced.ctx, synced.hub, synced.engine
+    engine.feed_wait = 5.0
+    number = (await accept_application(ctx, application()))["number"]
+    scheduler = AsyncIOScheduler()
+    engine.start(scheduler)
+    scheduler.start()
+    try:
+        await asyncio.wait_for(hub.polling.wait(), 5)
+        states = []
+        for event in HubSigner().accept_and_approve(number, VILLAGE, MONDAY):
+            hub.serve(event)
+            await asyncio.wait_for(_until_state_changes(ctx, number, states), 5)
+        assert states == ["已受理", "办结"]
+    finally:
+        await engine.stop()
+        scheduler.shutdown(wait=False)
+
+
+async def _until_state_changes(ctx: NodeContext, number: str, seen: list[str]) -> None:
+    before = seen[-1] if seen else "收件"
+    while True:
+        label = (await cases.case_detail(ctx, number))["case"]["state_label"]
+        if label != before:
+            seen.append(label)
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_a_station_not_yet_enrolled_is_told_so(synced: Synced) -> None:
