@@ -23,10 +23,7 @@ from protocol.ids import is_within
 from protocol.keys import PublicKey
 
 from .logs import setup_logging
-from .services.auth import Auth
-from .services.context import ConfigCache
 from .station import DEFAULT_HOST, DEFAULT_PORT, DataDir, Station, StationError
-from .storage import Database, Store
 
 ADMIN = "admin"
 FC = TypeVar("FC", bound=Callable[..., object])
@@ -85,6 +82,12 @@ def _parent_member(config: SignedConfig | None, station_id: str, parent_url: str
 
 
 async def _init_db(data: DataDir, station: Station, config: SignedConfig | None) -> str:
+    # Storage pulls in SQLAlchemy, alembic and argon2: import it only where it is used, so
+    # every other `tongban` command starts quickly.
+    from .services.auth import Auth
+    from .services.context import ConfigCache
+    from .storage import Database, Store
+
     db = Database.open(data.db_url)
     try:
         await db.migrate()
@@ -226,6 +229,8 @@ def migrate(data: Path) -> None:
         raise click.ClickException(f"{folder.station_file} not found: run `tongban node init`")
 
     async def go() -> list[str]:
+        from .storage import Database
+
         db = Database.open(folder.db_url)
         try:
             return await db.migrate()
@@ -244,6 +249,9 @@ def passwd(data: Path, username: str) -> None:
     folder = DataDir(data)
 
     async def go() -> str:
+        from .services.auth import Auth
+        from .storage import Database, Store
+
         db = Database.open(folder.db_url)
         try:
             await db.migrate()

@@ -9,6 +9,7 @@ writes nothing. ``config sign`` turns the draft into the next signed config with
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -186,9 +187,30 @@ def demo() -> None:
 
 
 @demo.command("run")
-def demo_run() -> None:
-    """Start the demo federation (not yet: arrives with the window node)."""
-    raise click.ClickException("the demo arrives with the village node and district hub (issue 3)")
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-data"),
+    show_default=True,
+    help="Where the demo keeps every member's data (reused on the next run).",
+)
+@click.option("--port", "base_port", type=int, default=8400, show_default=True, help="First port.")
+def demo_run(root: Path, base_port: int) -> None:
+    """Start a small 沈阳 federation on 127.0.0.1 (SQLite) and print where to click.
+
+    The first run builds it (city hub, 和平区 hub, two village stations, the example catalog,
+    reviewer accounts); later runs start the same members with their data. Ctrl-C stops all.
+    """
+    from .demo import run
+    from .launch import LaunchError
+
+    try:
+        asyncio.run(run(root, base_port))
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 @ops.group("federation")
@@ -373,8 +395,9 @@ def member_approve(
 ) -> None:
     """Approve an enrolment request (入网申请): REQUEST is the TBENROL1.… text, a file, or -.
 
-    The request's signature proves the member holds the key. Its key is valid from now; a
-    hub's seal keys become its authorities <id>:<dept>.
+    The request's signature proves the member holds the key. Its key is valid from when the
+    request was made (a new station may accept cases before approval); a hub's seal keys
+    become its authorities <id>:<dept>.
 
     \b
     Example:
