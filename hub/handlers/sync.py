@@ -27,6 +27,15 @@ async def push(request: web.Request) -> web.Response:
     pusher = await authenticate_member(request, MAX_PUSH_BYTES)
     obj = await read_json_body(request, MAX_PUSH_BYTES)
     ack = await receive_push(hub, pusher, obj)
+    sent = (
+        len(obj["events"]) if isinstance(obj, dict) and isinstance(obj.get("events"), list) else 0
+    )
+    if sent and len(ack.rejects) == sent:
+        # Nothing of the batch was taken: the request as a whole is refused (422), with the
+        # first reason up front and every event's reason in the ack, which changed nothing.
+        first = ack.rejects[0]
+        body = {"error": first.reason, "detail": first.detail, **ack.to_dict()}
+        return web.json_response(body, status=422)
     return web.json_response(ack.to_dict())
 
 

@@ -12,6 +12,7 @@ The caller decides what to retry and drives :class:`~protocol.http.backoff.Backo
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import secrets
 import time
@@ -97,7 +98,13 @@ class PeerClient:
         # mtime=0 keeps the bytes (and so the digest) a pure function of the batch.
         body = gzip.compress(canonical({"events": events_json}), mtime=0)
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-        status, answer = await self._request("POST", self.url("/v1/push"), headers, body)
+        # 422 means no event of the batch was taken; its body is still the ack, with the
+        # reason of every reject, which the caller needs to quarantine them.
+        status, answer = await self._request(
+            "POST", self.url("/v1/push"), headers, body, ack_statuses=(422,)
+        )
+        if status == 422 and isinstance(answer, dict) and "custody" in answer:
+            return {k: v for k, v in answer.items() if k not in ("error", "detail")}
         return self._expect_object(status, answer)
 
     async def feed(self, after: str | None, wait: float) -> dict[str, Any]:
@@ -132,8 +139,10 @@ class PeerClient:
         body: bytes,
         *,
         seconds: float | None = None,
+        ack_statuses: tuple[int, ...] = (),
     ) -> tuple[int, Any]:
-        """Sign and send; return (status, parsed JSON or None) for 2xx/304, raise otherwise."""
+        """Sign and send; return (status, parsed JSON or None) for 2xx/304 and for
+        ``ack_statuses`` whose body is an acknowledgement; raise otherwise."""
         signed = dict(headers)
         signed.update(
             sign_request(
@@ -163,6 +172,11 @@ class PeerClient:
             raise PeerUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
         if resp.status == 304:
             return resp.status, None
+        if resp.status in ack_statuses:
+            with contextlib.suppress(ProtocolError):
+                answer = loads_strict(raw)
+                if isinstance(answer, dict) and "custody" in answer:
+                    return resp.status, answer
         if not 200 <= resp.status < 300:
             raise self._error(resp.status, raw)
         try:

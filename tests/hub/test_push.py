@@ -235,3 +235,74 @@ async def test_a_case_the_fold_refuses_still_takes_custody(
     assert (refusal["event"], refusal["reason"]) == (overreach.id, "not_delegated")
     assert case.last_error is not None
     assert [a.kind for a in await district.hub.store.alerts()] == ["case_rejected"]
+
+
+async def raw_push(
+    hub: RunningHub, session: aiohttp.ClientSession, member: str, events: list[object]
+) -> tuple[int, dict[str, object]]:
+    """POST /v1/push as ``member`` and return the HTTP status and body as they are."""
+    url = hub.url.rstrip("/") + "/v1/push"
+    body = gzip.compress(canonical({"events": events}), mtime=0)
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    headers.update(
+        sign_request(
+            "POST", url, headers, body, key(member), created=int(time.time()),
+            nonce=f"raw-{time.monotonic_ns()}",
+        )
+    )  # fmt: skip
+    async with session.post(url, data=body, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+def _tampered() -> dict[str, object]:
+    event = Chain(VILLAGE_A).next(body={"fee_fen": 100}).to_dict()
+    event["body"] = {"fee_fen": 1}
+    return event
+
+
+def _gap() -> dict[str, object]:
+    chain = Chain(VILLAGE_A)
+    chain.next()
+    return chain.next().to_dict()  # seq 2 before seq 1
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (_tampered, "bad_signature"),
+        (_gap, "gap"),
+        (lambda: Chain(STRANGER).next().to_dict(), "unknown_author"),
+    ],
+    ids=["tampered", "wrong chain (gap)", "unknown author"],
+)
+async def test_a_batch_with_nothing_acceptable_is_a_422_with_the_reason(
+    district: RunningHub, session: aiohttp.ClientSession, make: object, reason: str
+) -> None:
+    before = await table_counts(district.hub)
+    status, body = await raw_push(district, session, VILLAGE_A, [make()])  # type: ignore[operator]
+    assert (status, body["error"]) == (422, reason)
+    assert [r["reason"] for r in body["rejects"]] == [reason]  # type: ignore[union-attr]
+    assert custody_tables(await table_counts(district.hub)) == custody_tables(before)
+
+
+async def test_a_wrong_prev_alone_is_a_422(
+    district: RunningHub, session: aiohttp.ClientSession
+) -> None:
+    chain = Chain(VILLAGE_A)
+    await push(district, session, VILLAGE_A, chain.next())
+    before = await table_counts(district.hub)
+    status, body = await raw_push(
+        district, session, VILLAGE_A, [chain.make(2, "ab" * 32).to_dict()]
+    )
+    assert (status, body["error"], body["custody"]) == (422, "wrong_prev", {VILLAGE_A: 1})
+    assert custody_tables(await table_counts(district.hub)) == custody_tables(before)
+
+
+async def test_a_mixed_batch_is_accepted_with_rejects(
+    district: RunningHub, session: aiohttp.ClientSession
+) -> None:
+    good = Chain(VILLAGE_A).next().to_dict()
+    status, body = await raw_push(district, session, VILLAGE_A, [good, _tampered()])
+    assert status == 200
+    assert body["custody"] == {VILLAGE_A: 1}
+    assert [r["reason"] for r in body["rejects"]] == ["bad_signature"]  # type: ignore[union-attr]
