@@ -196,11 +196,27 @@ async def run(root: Path, base_port: int) -> None:
             if member.kind == "hub":
                 await LocalFederation(root).ops("config", "push", member.url)
         click.echo(table(started, logins))
-        await stop.wait()
+        await _until_stopped_or_a_member_exits(stop, started)
     finally:
         click.echo("\n正在停止 …")
         await asyncio.gather(*(m.proc.stop() for m in started))
         click.echo("已全部停止。")
+
+
+async def _until_stopped_or_a_member_exits(stop: asyncio.Event, started: list[Member]) -> None:
+    """Wait for Ctrl-C; if a member dies meanwhile, say which and stop the rest."""
+    waits: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
+    waits |= {asyncio.ensure_future(m.proc.proc.wait()) for m in started if m.proc.proc}
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for member in started:
+        if member.proc.proc is not None and member.proc.proc.returncode is not None:
+            click.echo(
+                f"{member.name} 意外退出（退出码 {member.proc.proc.returncode}），"
+                f"日志：{member.proc.log}\n{member.proc.tail(15)}",
+                err=True,
+            )
 
 
 def _check_ports(layout: Layout) -> None:
