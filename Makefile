@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test check demo bench fmt clean
+.PHONY: test check demo bench fmt clean screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,3 +32,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+
+# Refresh the screenshots the docs show (the browser test takes them).
+screenshots: $(STAMP)
+	TONGBAN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest --no-cov -q tests/integration/test_browser_window.py

@@ -11,6 +11,7 @@ from typing import Final
 
 from aiohttp import web
 
+from . import pages
 from .core import Hub
 from .handlers import api, blobs, sync
 from .handlers.common import HUB_KEY, middlewares
@@ -44,6 +45,7 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
     r.add_get("/api/cases/{number}", api.case_file)
     r.add_post("/api/cases/{number}/{action}", api.act)
     r.add_get("/api/status", api.status)
+    pages.add_routes(app)
     r.add_get("/healthz", sync.healthz)
     r.add_get("/metrics", sync.metrics)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import json
@@ -14,7 +15,7 @@ from urllib.parse import quote, unquote
 from aiohttp import BodyPartReader, web
 
 from protocol.case import CHINA_TIME
-from protocol.http.blobs import HASH_RE
+from protocol.http.blobs import HASH_RE, OPAQUE
 
 from .appkeys import AUTH, CTX, SESSION, SESSION_COOKIE
 from .services import accept, cases, matters, status
@@ -431,9 +432,17 @@ async def blob(request: web.Request) -> web.StreamResponse:
     path = ctx.blobs.path(digest)
     if row is None or not path.is_file():
         raise not_found("blob", "没有找到该材料文件。")
-    disposition = f"inline; filename*=UTF-8''{quote(row.name)}"
+    # The type comes from the file's own bytes, not from what the uploader claimed, so an
+    # uploaded "image" that is really HTML is downloaded, never rendered in the window.
+    kind = await asyncio.to_thread(ctx.blobs.content_type, digest)
+    shown = "attachment" if kind == OPAQUE else "inline"
     return web.FileResponse(
-        path, headers={"Content-Type": row.mime, "Content-Disposition": disposition}
+        path,
+        headers={
+            "Content-Type": kind,
+            "Content-Disposition": f"{shown}; filename*=UTF-8''{quote(row.name)}",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

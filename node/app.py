@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
 from protocol.errors import ProtocolError
+from protocol.http import web as web_pages
 
 from . import api
 from .api import check_form_csrf, reply
@@ -43,12 +44,9 @@ PUBLIC_API = frozenset({("POST", "/api/login")})
 
 
 def make_templates() -> jinja2.Environment:
-    """The Jinja2 environment of the window pages (autoescaped, from node/templates)."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("node", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "xml"]),
-        undefined=jinja2.StrictUndefined,
-    )
+    """The Jinja2 environment of the window pages (autoescaped, from node/templates, with
+    the shared layout of protocol.http.web behind them)."""
+    return web_pages.environment("node")
 
 
 def render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
@@ -155,10 +153,6 @@ async def read_form(
     return form
 
 
-async def index(request: web.Request) -> web.Response:
-    return render(request, "index.html")
-
-
 async def healthz(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     await ctx.store.head()  # the database answers
@@ -180,7 +174,9 @@ def build_app(ctx: NodeContext, auth: Auth, metrics_: NodeMetrics) -> web.Applic
     app[AUTH] = auth
     app[METRICS] = metrics_
     app[TEMPLATES] = make_templates()
-    app.router.add_get("/", index)
+    from . import pages  # the pages import this module's helpers
+
+    pages.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     api.add_routes(app.router)

@@ -128,31 +128,9 @@ async def append_chunk(
         return UploadState(upload, length, length)
 
 
-_MAGIC: Final = (
-    (b"%PDF-", "application/pdf"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF8", "image/gif"),
-)
-
-
-def sniff(head: bytes) -> str:
-    """A content type for showing a material in the browser (never HTML)."""
-    for magic, kind in _MAGIC:
-        if head.startswith(magic):
-            return kind
-    return "application/octet-stream"
-
-
 async def blob_file(hub: Hub, blob: str) -> tuple[Path, str]:
     """The file of a held blob and its content type (``no_such_blob`` otherwise)."""
     check_hash(blob)
     if await _held(hub, blob) is None:
         raise RemoteProtocolError("no_such_blob", f"blob {blob[:16]}… is not held here")
-    path = hub.blobs.path(blob)
-
-    def head() -> bytes:
-        with path.open("rb") as f:
-            return f.read(16)
-
-    return path, sniff(await asyncio.to_thread(head))
+    return hub.blobs.path(blob), await asyncio.to_thread(hub.blobs.content_type, blob)

@@ -23,6 +23,15 @@ from pathlib import Path
 from protocol.errors import RemoteProtocolError
 
 HASH_RE = re.compile(r"^[0-9a-f]{64}\Z")
+# Types a material may be shown as in a browser, recognised by their first bytes. Anything
+# else is served as an opaque download: a file a client called text/html never renders.
+_MAGIC = (
+    (b"%PDF-", "application/pdf"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF8", "image/gif"),
+)
+OPAQUE = "application/octet-stream"
 UPLOAD_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 CHUNK = 1024 * 1024
 
@@ -39,6 +48,14 @@ def check_upload_id(value: str) -> str:
     if not isinstance(value, str) or not UPLOAD_RE.match(value):
         raise RemoteProtocolError("bad_upload_id", "not an upload id")
     return value
+
+
+def sniff(head: bytes) -> str:
+    """The content type to show a material with, from its first bytes (never HTML)."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return OPAQUE
 
 
 def sha256_hex(data: bytes) -> str:
@@ -79,6 +96,11 @@ class BlobStore:
             return self.path(blob).stat().st_size
         except FileNotFoundError:
             raise RemoteProtocolError("no_such_blob", f"blob {blob} is not held") from None
+
+    def content_type(self, blob: str) -> str:
+        """How the blob may be shown in a browser (see :func:`sniff`)."""
+        with self.path(blob).open("rb") as f:
+            return sniff(f.read(16))
 
     def read(self, blob: str) -> bytes:
         try:

@@ -7,16 +7,18 @@ reaches into a member's tables except read-only checks a test states explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 from yarl import URL
 
-from ops.launch import Member
+from ops.launch import CITY_DEPTS, DISTRICT_DEPTS, LocalFederation, Member, free_port
 from tests.conftest import need_service
 
 PG_URL = os.environ.get("TONGBAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -130,3 +132,28 @@ async def metric(url: str, name: str) -> float:
             if head.split("{")[0] == name:
                 total += float(value)
     return total
+
+
+@contextlib.asynccontextmanager
+async def heping(
+    root: Path, staff: tuple[str, str, str], *roles: str
+) -> AsyncIterator[tuple[LocalFederation, Member]]:
+    """沈阳 with the 和平区 hub (its own fresh PostgreSQL database) and one staff member of
+    和平区卫生健康局 (wjj) enrolled; nothing running yet. Stops everything and drops the
+    database afterwards.
+
+    The city hub is a member (every config has one) but need not run for a district slice.
+    """
+    db, drop = await fresh_database()
+    fed = LocalFederation(root)
+    try:
+        await fed.create()
+        city = await fed.add_hub("2101", "沈阳市政务服务中心", None, CITY_DEPTS, port=free_port())
+        hub = await fed.add_hub(
+            "210102", "和平区政务服务中心", city.url, DISTRICT_DEPTS, port=free_port(), db=db
+        )
+        await fed.add_staff(staff[0], staff[1], "210102", "wjj", *roles)
+        yield fed, hub
+    finally:
+        await fed.stop_all()
+        await drop()

@@ -138,6 +138,22 @@ async def test_create_list_search_and_detail(
     assert (await api.get("/api/cases/nope")).status == 404
 
 
+async def test_a_material_is_served_by_what_it_is_not_what_it_claimed(
+    api: TestClient, station: Initialised
+) -> None:
+    csrf = await login(api, station.password)
+    trap = b"<html><script>alert(document.cookie)</script></html>"
+    form = case_form()
+    form.add_field("file.form", trap, filename="scan.png", content_type="image/png")
+    assert (await api.post("/api/cases", data=form, headers={"X-CSRF-Token": csrf})).status == 201
+    served = await api.get(f"/api/blobs/{sha256_hex(trap)}")
+    assert served.headers["Content-Type"] == "application/octet-stream"
+    assert served.headers["Content-Disposition"].startswith("attachment;")
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    scan = await api.get(f"/api/blobs/{sha256_hex(SCAN)}")
+    assert scan.headers["Content-Disposition"].startswith("inline;")
+
+
 async def test_json_application_and_field_errors(api: TestClient, station: Initialised) -> None:
     csrf = await login(api, station.password)
     headers = {"X-CSRF-Token": csrf}

@@ -149,7 +149,7 @@ def test_node_run_serves_on_localhost(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "node run did not come up"
                 time.sleep(0.1)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-            assert "窗口 UI 即将上线" in r.read().decode("utf-8")
+            assert "窗口人员登录" in r.read().decode("utf-8")  # / → the login page
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=20)

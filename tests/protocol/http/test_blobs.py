@@ -13,7 +13,7 @@ import pytest
 
 from protocol.errors import RemoteProtocolError
 from protocol.http import blobs
-from protocol.http.blobs import BlobStore, check_hash, check_upload_id, sha256_hex
+from protocol.http.blobs import BlobStore, check_hash, check_upload_id, sha256_hex, sniff
 
 SCAN = "身份证正反面扫描件".encode() * 100
 EMPTY_HASH = hashlib.sha256(b"").hexdigest()
@@ -368,3 +368,20 @@ def test_put_fsyncs_every_directory_it_creates(
     blob = store.put(SCAN)
     leaf = store.path(blob).parent
     assert {leaf, leaf.parent, store.root} <= set(synced)
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"%PDF-1.7\n", "application/pdf"),
+        (b"\xff\xd8\xff\xe0JFIF", "image/jpeg"),
+        (b"\x89PNG\r\n\x1a\n....", "image/png"),
+        (b"GIF89a", "image/gif"),
+        (b"<html><script>", "application/octet-stream"),
+        (b"", "application/octet-stream"),
+    ],
+)
+def test_sniff_shows_only_what_the_bytes_are(head: bytes, kind: str, tmp_path: Path) -> None:
+    assert sniff(head) == kind
+    store = BlobStore(tmp_path)
+    assert store.content_type(store.put(head + b"rest of the file")) == kind

@@ -1,0 +1,1 @@
+"""Jinja2 templates of the workbench pages (a package so the HTML ships in the wheel)."""

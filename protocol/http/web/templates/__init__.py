@@ -1,0 +1,1 @@
+"""Shared Jinja2 templates of the web pages (a package so the HTML ships in the wheel)."""
