@@ -50,6 +50,7 @@ from .services.push import index_events
 PUSH_INTERVAL: Final = 5.0
 PULL_INTERVAL: Final = 1.0
 CONFIG_INTERVAL: Final = 60.0
+CONFIG_MISSING_INTERVAL: Final = 5.0  # while a config (home or a metro peer's) is missing
 MAINTAIN_INTERVAL: Final = 30.0
 LONG_POLL: Final = 20.0
 LEASE: Final = timedelta(seconds=60)
@@ -69,6 +70,7 @@ class RelayJobs:
         self._scheduler: AsyncIOScheduler | None = None
         self._session: aiohttp.ClientSession | None = None
         self._more = False
+        self._configs_checked = float("-inf")
         self._running: set[asyncio.Task[Any]] = set()
         hub.on_relay_work(self.wake)
 
@@ -84,7 +86,7 @@ class RelayJobs:
         ]
         if self.hub.settings.parent_url:
             jobs.append(("pull", PULL_INTERVAL, self.pull_parent))
-            jobs.append(("config", CONFIG_INTERVAL, self.refresh_config))
+        jobs.append(("config", CONFIG_MISSING_INTERVAL, self.refresh_all_configs))
         for name, seconds, job in jobs:
             scheduler.add_job(
                 self._tracked(name, job),
@@ -165,7 +167,9 @@ class RelayJobs:
     async def _succeeded(self, channel: str, **fields: Any) -> None:
         self._backoff.setdefault(channel, Backoff()).success()
         self._retry_at.pop(channel, None)
-        await self.hub.store.record_contact(channel, self.hub.now(), **fields)
+        now = self.hub.now()
+        self.hub.metrics.relay_last_success.labels(destination=channel).set(now.timestamp())
+        await self.hub.store.record_contact(channel, now, **fields)
 
     async def _failed(self, channel: str, exc: Exception) -> None:
         backoff = self._backoff.setdefault(channel, Backoff())
@@ -173,6 +177,9 @@ class RelayJobs:
         delay = backoff.next_delay(self._rng.random())
         self._retry_at[channel] = time.monotonic() + delay
         self.hub.metrics.relay_failures.labels(destination=channel).inc()
+        self.hub.metrics.relay_last_error.labels(destination=channel).set(
+            self.hub.now().timestamp()
+        )
         text = f"{type(exc).__name__}: {exc}"[:500]
         await self.hub.store.record_contact(channel, self.hub.now(), error=text)
         log(
@@ -400,6 +407,58 @@ class RelayJobs:
                 source="parent",
                 serial=self.hub.view.home.serial if self.hub.view.home else None,
             )
+        return adopted
+
+    async def refresh_all_configs(self) -> None:
+        """The parent's config, then every metro peer's (see :meth:`refresh_peer_configs`):
+        every :data:`CONFIG_INTERVAL`, and more often while one is still missing."""
+        await self.hub.view.refresh()
+        home = self.hub.view.home
+        missing = home is None or any(
+            self.hub.view.text(city) is None for city in home.config.peers
+        )
+        now = time.monotonic()
+        if not missing and now - self._configs_checked < CONFIG_INTERVAL:
+            return
+        self._configs_checked = now
+        await self.refresh_config()
+        await self.refresh_peer_configs()
+
+    async def refresh_peer_configs(self) -> list[str]:
+        """Adopt newer configs of the metro peers; the cities whose config was adopted.
+
+        A city hub asks each peer's own endpoint; a hub below it asks its parent
+        (``?city=``), which serves the peer configs it verified. Either way the config is
+        verified here against the peer's root keys in our home config (``adopt_peer``).
+        """
+        await self.hub.view.refresh()
+        home = self.hub.view.home
+        if home is None:
+            return []
+        parent_url = self.hub.settings.parent_url if self._parent() is not None else None
+        adopted: list[str] = []
+        for city, peer in sorted(home.config.peers.items()):
+            url = parent_url or peer.endpoint
+            channel = f"{city}:config"
+            if not url or not self._due(channel):
+                continue
+            held = self.hub.view.text(city)
+            try:
+                answer = await self._client(url).config(
+                    None if held is None else held[0], city if parent_url else None
+                )
+                if (
+                    answer is not None
+                    and (await self.hub.view.adopt_peer(answer, self.hub.now())).adopted
+                ):
+                    adopted.append(city)
+            except (PeerFailure, ProtocolError) as exc:
+                await self._failed(channel, exc)
+                continue
+            self._backoff.setdefault(channel, Backoff()).success()
+            self._retry_at.pop(channel, None)
+        if adopted:
+            log(logger, "config.peers_adopted", cities=",".join(adopted))
         return adopted
 
     async def update_backlog(self, destination: str) -> tuple[int, int]:

@@ -61,6 +61,18 @@ class HubMetrics:
             ["destination"],
             registry=r,
         )
+        self.relay_last_success = Gauge(
+            "tongban_hub_relay_last_success_timestamp_seconds",
+            "When a request to the destination (parent, peer city, feed) last succeeded.",
+            ["destination"],
+            registry=r,
+        )
+        self.relay_last_error = Gauge(
+            "tongban_hub_relay_last_error_timestamp_seconds",
+            "When a request to the destination last failed.",
+            ["destination"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

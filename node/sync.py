@@ -56,6 +56,7 @@ from .logs import log
 from .metrics import NodeMetrics
 from .services.context import EngineRuntime, NodeContext
 from .services.folding import refolder
+from .services.notify import notify_events
 from .storage import Refused, UploadRow
 
 logger = logging.getLogger("node.sync")
@@ -117,6 +118,7 @@ class SyncEngine:
         self._last_error: str | None = None
         self._next_at: float | None = None
         self._more = False
+        self._polled = False  # whether the last cycle's feed request was a real long-poll
         self._scheduler: AsyncIOScheduler | None = None
         self._task: asyncio.Task[Any] | None = None
         self._stopping = False
@@ -186,9 +188,10 @@ class SyncEngine:
             ok = await self.cycle()
             if self._wake.is_set():
                 continue
+            if ok and self._polled:
+                continue  # the feed long-poll paces a healthy link: go straight on
             if ok:
-                # A healthy cycle ends in a long-poll; one that came back at once (no config
-                # yet, a hub answering early) still must not spin.
+                # No long-poll was possible (no config yet): do not spin.
                 pause = MIN_CYCLE - (self._monotonic() - started)
             else:
                 pause = self.backoff.next_delay(self._rng.random())
@@ -394,6 +397,7 @@ class SyncEngine:
     async def pull(self, wait: float) -> int:
         """One (long-poll) feed request; returns how many new events were stored."""
         federation = self.ctx.configs.federation
+        self._polled = federation is not None
         if federation is None:
             return 0  # nothing could be verified yet
         store = self.ctx.store
@@ -427,6 +431,9 @@ class SyncEngine:
             accepted, refused, page.cursor, refolder(federation), self.ctx.stamp()
         )
         self._more = page.more
+        if result.stored:  # 通知: 受理, 补正, 办结, 待领取 of cases accepted here
+            stored = set(result.stored)
+            await notify_events(self.ctx, [e for e in accepted if e.id in stored])
         self.metrics.events_received.inc(len(result.stored))
         if result.refused:
             self.metrics.events_quarantined.labels("in").inc(result.refused)
@@ -464,22 +471,50 @@ class SyncEngine:
         answer = await self._request(
             "config", self.peer.config(None if home is None else home.serial)
         )
-        if answer is None:
-            return False
-        try:
-            offered = parse_signed(answer)
-            changed = await self.ctx.configs.adopt(self.ctx.store, offered, self.ctx.stamp())
-        except ProtocolError as exc:
-            log(
-                logger,
-                "config.refused",
-                level=logging.WARNING,
-                reason=exc.reason,
-                detail=exc.detail,
-            )
-            return False
-        if changed:
+        changed = False
+        if answer is not None:
+            try:
+                offered = parse_signed(answer)
+                changed = await self.ctx.configs.adopt(self.ctx.store, offered, self.ctx.stamp())
+            except ProtocolError as exc:
+                log(
+                    logger,
+                    "config.refused",
+                    level=logging.WARNING,
+                    reason=exc.reason,
+                    detail=exc.detail,
+                )
+                return False
+        peers = await self.refresh_peer_configs()
+        if changed or peers:
             federation = self.ctx.configs.require()
             count = await self.ctx.store.refold_all(refolder(federation), self.ctx.stamp())
-            log(logger, "config.adopted", serial=offered.serial, refolded=count)
+            serial = self.ctx.configs.home.serial if self.ctx.configs.home else None
+            log(logger, "config.adopted", serial=serial, peers=peers, refolded=count)
         return changed
+
+    async def refresh_peer_configs(self) -> int:
+        """Fetch newer metro peer configs through the hub (``?city=``); how many adopted."""
+        home = self.ctx.configs.home
+        if home is None:
+            return 0
+        adopted = 0
+        for city in sorted(home.config.peers):
+            held = self.ctx.configs.peers.get(city)
+            try:
+                answer = await self.peer.config(None if held is None else held.serial, city)
+                if answer is None:
+                    continue
+                offered = parse_signed(answer)
+                if await self.ctx.configs.adopt_peer(self.ctx.store, offered, self.ctx.stamp()):
+                    adopted += 1
+            except (PeerFailure, ProtocolError) as exc:
+                # The hub may not hold this peer's config yet: try again next round.
+                log(
+                    logger,
+                    "config.peer_unavailable",
+                    level=logging.INFO,
+                    city=city,
+                    error=str(exc)[:200],
+                )
+        return adopted

@@ -83,6 +83,7 @@ __all__ = [
     "Transition",
     "Who",
     "day_of",
+    "submitted_to",
 ]
 
 DEEMED_ACCEPTANCE_DAYS = 5  # 行政许可法 §32
@@ -332,6 +333,12 @@ class Case:
 
 
 # -- body parsing -------------------------------------------------------------------------
+
+
+def submitted_to(authority: str, window: str, pickup: str) -> tuple[str, ...]:
+    """The ``to`` of a ``case.submitted``: the authority, and a pickup window elsewhere (出件
+    窗口), which must fold the case to hand the result out."""
+    return (authority,) if pickup == window else (authority, pickup)
 
 
 def _reject(reason: str, detail: str) -> CaseRejected:
@@ -601,13 +608,14 @@ class CaseFolder:
         if not isinstance(location, str) or not _DIVISION_RE.match(location):
             raise _reject("bad_body", "location must be a division code")
         authority = competent_authority(self._federation, matter.code, location)
-        if event.to != (authority,):
-            raise _reject("wrong_recipient", f"{matter.code} for {location} goes to {authority}")
         if not may_accept(self._federation, matter.code, window, authority):
             raise _reject("out_of_scope", f"{window} may not accept {matter.code} ({matter.scope})")
         pickup = body.get("pickup", window)
         if not isinstance(pickup, str) or self._federation.member(pickup) is None:
             raise _reject("unknown_pickup", f"pickup {str(pickup)[:30]!r} is not a member")
+        # A pickup window elsewhere gets the submission too, so it can fold the case.
+        if event.to != submitted_to(authority, window, pickup):
+            raise _reject("wrong_recipient", f"{matter.code} for {location} goes to {authority}")
         bundle = body.get("bundle")
         if bundle is not None and not (isinstance(bundle, str) and CASE_RE.match(bundle)):
             raise _reject("bad_body", "bundle must be the parent case number")

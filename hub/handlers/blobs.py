@@ -87,6 +87,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     else:
         member = await authenticate_member(request, 0)
         if not await hub.store.may_read_blob(blob, member):
+            federation = hub.view.federation
+            if federation is not None and member in federation.home.peers:
+                raise RemoteProtocolError("not_yours", f"peer {member} did not route this blob")
             raise RemoteProtocolError("forbidden", f"{member} may not read this blob")
     path, content_type = await blobs.blob_file(hub, blob)
     response = web.FileResponse(path)

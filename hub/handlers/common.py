@@ -27,6 +27,7 @@ STATUS: Final = {
     "not_logged_in": 401,
     "bad_login": 401,
     "not_a_child": 403,
+    "not_yours": 403,
     "forbidden": 403,
     "bad_csrf": 403,
     "wrong_department": 403,

@@ -47,6 +47,9 @@ async def feed(request: web.Request) -> web.Response:
     federation = hub.view.require()
     child = federation.home.members.get(member)
     if child is None or child.parent != hub.me:
+        if member in federation.home.peers:
+            # A metro peer gets what is addressed to it pushed; it reads nothing here.
+            raise RemoteProtocolError("not_yours", f"peer {member} has no feed at {hub.me}")
         raise RemoteProtocolError("not_a_child", f"{member} has no feed at {hub.me}")
     page = await feeds.read_feed(hub.store, hub.feeds, member, after, wait)
     response = web.Response(body=page.body(), content_type="application/json")

@@ -43,11 +43,16 @@ def pusher_modes(federation: Federation, me: str, pusher: str) -> ModeOf:
     if me == home.federation and pusher in home.peers and pusher in federation.peers:
 
         def from_peer(event: Event) -> Mode:
-            if city_of(event.author) == pusher:
-                return "relay"
-            raise RemoteProtocolError(
-                "not_your_event", f"peer {pusher} may not relay events of {event.author}"
-            )
+            if city_of(event.author) != pusher:
+                raise RemoteProtocolError(
+                    "not_your_event", f"peer {pusher} may not relay events of {event.author}"
+                )
+            # A peer city relays only what is addressed through it: into this city.
+            if not any(city_of(address) == me for address in event.to):
+                raise RemoteProtocolError(
+                    "not_yours", f"event {event.id[:16]}… is not addressed into {me}"
+                )
+            return "relay"
 
         return from_peer
     raise RemoteProtocolError("not_a_child", f"{pusher} does not push to {me}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -522,8 +522,15 @@ class HubStore:
         )
 
     def outbox_destinations_txn(self, c: Connection) -> list[str]:
+        """Destinations with queued events, or with queued blobs held here (a blob that
+        arrives after its event was relayed still follows it)."""
         rows = c.execute(select(OutboxRow.destination).where(OutboxRow.reason.is_(None)).distinct())
-        return sorted(r.destination for r in rows)
+        blobs = c.execute(
+            select(BlobOutboxRow.destination)
+            .join(BlobRow, BlobRow.hash == BlobOutboxRow.blob)
+            .distinct()
+        )
+        return sorted({r.destination for r in rows} | {r.destination for r in blobs})
 
     async def outbox_destinations(self) -> list[str]:
         return await self.db.read("outbox_destinations", self.outbox_destinations_txn)
@@ -741,7 +748,8 @@ class HubStore:
         await self.db.run("drop_upload", self.drop_upload_txn, upload_id)
 
     def may_read_blob_txn(self, c: Connection, blob: str, member: str) -> bool:
-        """True when ``member`` uploaded ``blob``, authored or was fed an event naming it."""
+        """True when ``member`` uploaded ``blob``, authored, relayed here or was fed an event
+        naming it."""
         uploaded = c.execute(
             select(UploadRow.id).where(
                 UploadRow.hash == blob,
@@ -754,7 +762,10 @@ class HubStore:
         authored = c.execute(
             select(EventBlobRow.event_id)
             .join(EventRow, EventRow.id == EventBlobRow.event_id)
-            .where(EventBlobRow.blob == blob, EventRow.author == member)
+            .where(
+                EventBlobRow.blob == blob,
+                or_(EventRow.author == member, EventRow.via == member),
+            )
         ).first()
         if authored is not None:
             return True

@@ -23,7 +23,7 @@ from typing import Any
 
 import segno
 
-from protocol.case import CaseFolder, CaseRejected, day_of
+from protocol.case import CaseFolder, CaseRejected, day_of, submitted_to
 from protocol.config import Federation, Matter
 from protocol.errors import ProtocolError
 from protocol.event import Event
@@ -37,6 +37,7 @@ from .context import NodeContext
 from .errors import ServiceError, refused
 from .folding import calendar_for, case_record, member_name, promised
 from .messages import SCOPE_LABELS, refusal
+from .query import PENDING, new_code, qr_text, track_body
 
 logger = logging.getLogger("node.accept")
 
@@ -149,6 +150,17 @@ def _check(ctx: NodeContext, federation: Federation, app: Application) -> _Check
     station = ctx.station.id
     found = federation.matter(app.matter)
     if found is None:
+        for peer in federation.peers.values():
+            other = peer.catalog.get(app.matter)
+            if other is not None:  # another city's matter, not open for 都市圈通办
+                raise ServiceError(
+                    "out_of_scope",
+                    f"事项「{other.name}」由{federation.home.peers[peer.federation].name}办理，"
+                    f"{SCOPE_LABELS.get(other.scope, other.scope)}，未开通都市圈通办，"
+                    "本窗口不能受理。",
+                    status=422,
+                    field="matter",
+                )
         raise ServiceError("no_such_matter", "事项目录中没有该事项。", status=422, field="matter")
     matter = found[1]
     location = (app.location or division(station)).strip()
@@ -273,6 +285,7 @@ def _sign(
     seq: int,
     prev: str | None,
     ts: str,
+    code: str,
 ) -> tuple[Event, CaseRecord]:
     event = Event.create(
         ctx.key,
@@ -282,8 +295,8 @@ def _sign(
         ts=ts,
         type="case.submitted",
         case=number,
-        to=[checked.authority],
-        body=checked.body,
+        to=list(submitted_to(checked.authority, ctx.station.id, checked.body["pickup"])),
+        body={**checked.body, "track": track_body(number, code)},
     )
     try:
         case = CaseFolder(federation).apply(None, event)
@@ -301,8 +314,9 @@ async def accept_application(
     now = ctx.now()
     ts = now.isoformat(timespec="seconds")
     day = day_of(now).strftime("%Y%m%d")
+    code = new_code()  # 进度查询码: printed once, only its salted hash is kept
     # A dry run of the fold: a refusal reaches the clerk before any file is written.
-    _sign(ctx, federation, checked, case_number(ctx.station.id, day, 1), 1, None, ts)
+    _sign(ctx, federation, checked, case_number(ctx.station.id, day, 1), 1, None, ts, code)
 
     at = ctx.stamp()
     for digest, upload in checked.files:
@@ -313,7 +327,7 @@ async def accept_application(
 
     def make(n: int, seq: int, prev: str | None) -> tuple[Event, CaseRecord]:
         number = case_number(ctx.station.id, day, n)
-        return _sign(ctx, federation, checked, number, seq, prev, ts)
+        return _sign(ctx, federation, checked, number, seq, prev, ts, code)
 
     private = PrivateData(
         id_number=normalize_id(app.applicant.id_number),
@@ -338,7 +352,8 @@ async def accept_application(
         clerk=clerk.username if clerk else None,
     )
     ctx.wake()
-    return receipt(record, federation)
+    PENDING.put(record.number, code)
+    return receipt(record, federation, code)
 
 
 def _safe_name(name: str) -> str:
@@ -358,8 +373,10 @@ def qr_svg(text: str) -> str:
     return str(segno.make(text, error="m").svg_inline(scale=4, border=2, title=text))
 
 
-def receipt(record: CaseRecord, federation: Federation) -> dict[str, Any]:
-    """受理回执: what the window prints for the applicant."""
+def receipt(record: CaseRecord, federation: Federation, code: str | None = None) -> dict[str, Any]:
+    """受理回执: what the window prints for the applicant. The query code is known only
+    right after 收件 (see :mod:`node.services.query`); later reprints go without it."""
+    code = code or PENDING.get(record.number)
     snap = record.snapshot
     terms = snap["terms"]
     found = federation.matter(record.matter)
@@ -373,7 +390,8 @@ def receipt(record: CaseRecord, federation: Federation) -> dict[str, Any]:
     pledge = snap.get("pledge")
     return {
         "number": record.number,
-        "qr_svg": qr_svg(record.number),
+        "qr_svg": qr_svg(qr_text(record.number, code) if code else record.number),
+        "query_code": code,
         "matter": {
             "code": record.matter,
             "name": record.matter_name,

@@ -10,8 +10,15 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from protocol.case import CHINA_TIME
-from protocol.config import Federation, SignedConfig, accept_config, parse_signed
+from protocol.config import (
+    Federation,
+    FederationConfig,
+    SignedConfig,
+    accept_config,
+    parse_signed,
+)
 from protocol.encoding import loads_strict
+from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.http.blobs import BlobStore
 from protocol.keys import KeyPair, PublicKey
 
@@ -36,14 +43,53 @@ class ConfigCache:
     def __init__(self, anchors: tuple[PublicKey, ...]) -> None:
         self.anchors = anchors
         self.home: SignedConfig | None = None
+        self.peers: dict[str, SignedConfig] = {}
         self.federation: Federation | None = None
 
     async def load(self, store: Store) -> None:
         """Read the stored configs (they were verified when adopted)."""
         for row in await store.configs():
+            signed = parse_signed(loads_strict(row.signed))
             if row.home:
-                self.home = parse_signed(loads_strict(row.signed))
-        self.federation = None if self.home is None else Federation(self.home.config)
+                self.home = signed
+            else:
+                self.peers[row.city] = signed
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """The view of the home config plus every peer config it still lists and trusts."""
+        home = self.home
+        if home is None:
+            self.federation = None
+            return
+        peers: dict[str, FederationConfig] = {}
+        for city, signed in self.peers.items():
+            listed = home.config.peers.get(city)
+            if listed is None:
+                continue
+            try:
+                signed.verify(g.key for g in listed.root_keys)
+            except ProtocolError:
+                continue  # a peer whose root key changed waits for its next config
+            peers[city] = signed.config
+        self.federation = Federation(home.config, peers)
+
+    async def adopt_peer(self, store: Store, offered: SignedConfig, at: str) -> bool:
+        """Take a metro peer city's config, verified with the root keys our config lists."""
+        home = self.home
+        city = offered.config.federation
+        listed = None if home is None else home.config.peers.get(city)
+        if listed is None:
+            raise RemoteProtocolError("unknown_peer", f"{city} is not a metro peer")
+        current = self.peers.get(city)
+        kept = accept_config(current, offered, [g.key for g in listed.root_keys])
+        if current is not None and kept.signed_bytes == current.signed_bytes:
+            return False
+        signed = json.dumps(kept.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        await store.save_config(ConfigRow(city, False, kept.serial, signed, at))
+        self.peers[city] = kept
+        self._rebuild()
+        return True
 
     async def adopt(self, store: Store, offered: SignedConfig, at: str) -> bool:
         """Take ``offered`` if the trust rules allow; True when it replaced the config.
@@ -58,7 +104,7 @@ class ConfigCache:
         city = kept.config.federation
         await store.save_config(ConfigRow(city, True, kept.serial, signed, at))
         self.home = kept
-        self.federation = Federation(kept.config)
+        self._rebuild()
         return True
 
     def require(self) -> Federation:

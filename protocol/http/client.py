@@ -118,10 +118,18 @@ class PeerClient:
         )
         return self._expect_object(status, answer)
 
-    async def config(self, have: int | None) -> dict[str, Any] | None:
-        """GET /v1/config: the newest signed config, or None if ours (``have``) is current."""
-        query = None if have is None else {"have": str(have)}
-        status, answer = await self._request("GET", self.url("/v1/config", query), {}, b"")
+    async def config(self, have: int | None, city: str | None = None) -> dict[str, Any] | None:
+        """GET /v1/config: the newest signed config, or None if ours (``have``) is current.
+
+        ``city`` asks for a metro peer city's config as this peer holds it (a hub serves the
+        peer configs it verified down to its children).
+        """
+        query: dict[str, str] = {}
+        if have is not None:
+            query["have"] = str(have)
+        if city is not None:
+            query["city"] = city
+        status, answer = await self._request("GET", self.url("/v1/config", query or None), {}, b"")
         if status == 304:
             return None
         return self._expect_object(status, answer)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import HubSettings, init_data_dir
+from protocol.case import submitted_to
 from protocol.config import Federation, FederationConfig, SignedConfig, sign_config
 from protocol.event import Event
 from protocol.keys import KeyPair
@@ -258,7 +259,8 @@ def submit(
             for m in ("form", "idcard")
         ],
     }
-    return chain.next("case.submitted", case=number, to=(to,), body=body)
+    window, pickup = chain.author, body["pickup"]
+    return chain.next("case.submitted", case=number, to=submitted_to(to, window, pickup), body=body)
 
 
 def wire(*events: Event) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from protocol.case import (
     Item,
     Pledge,
     Who,
+    submitted_to,
 )
 from protocol.config import Federation
 from protocol.errors import RemoteProtocolError
@@ -128,7 +129,10 @@ class Flow:
         self.authority = competent_authority(F, matter, location)
         self.host = member_of(self.authority)
         first = self.make(
-            "case.submitted", window, submission(matter, location, **extra), to=(self.authority,)
+            "case.submitted",
+            window,
+            submission(matter, location, **extra),
+            to=submitted_to(self.authority, window, extra.get("pickup", window)),
         )
         self.case = FOLDER.apply(None, first)
 
@@ -377,6 +381,9 @@ def with_material(*entries: Any, matter: str = ANNUAL) -> dict[str, Any]:
         ("location_too_coarse", submission(RELIEF, location=CITY), {"to": ("210102:mzj",)}),
         ("wrong_recipient", submission(ANNUAL), {"to": ("2101:jtj",)}),
         ("wrong_recipient", submission(ANNUAL), {"to": (SFJ, CITY)}),
+        # a pickup window elsewhere must be addressed too, so it can fold the case
+        ("wrong_recipient", submission(ANNUAL, pickup=HEPING), {}),
+        ("wrong_recipient", submission(ANNUAL), {"to": (SFJ, VILLAGE)}),
         (
             "out_of_scope",
             submission(RELIEF, location=VILLAGE),
@@ -415,7 +422,8 @@ def test_submission_rejections(reason: str, body: dict[str, Any], kw: dict[str, 
 def test_submission_optional_fields() -> None:
     parent = f"{VILLAGE}-20261101-0009"
     agent = {"name": "李四", "id_masked": "2101**********5678"}
-    case = submit(submission(ANNUAL, agent=agent, pickup=HEPING, bundle=parent, location=NEIGHBOUR))
+    body = submission(ANNUAL, agent=agent, pickup=HEPING, bundle=parent, location=NEIGHBOUR)
+    case = submit(body, to=(SFJ, HEPING))
     assert case.agent is not None and case.agent.name == "李四"
     assert (case.pickup, case.bundle, case.location) == (HEPING, parent, NEIGHBOUR)
     assert case.materials[0].blobs == (sha("form"),) and case.pledge is None
