@@ -81,7 +81,7 @@ async def _json(request: web.Request) -> dict[str, Any]:
         raise ServiceError("unsupported_media_type", "请以 JSON 提交。", status=415)
     try:
         obj = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise _bad("JSON 格式有误。") from None
     if not isinstance(obj, dict):
         raise _bad("请求体应为 JSON 对象。")
@@ -369,7 +369,7 @@ async def read_application(request: web.Request, *, form_csrf: bool = False) -> 
     if "application" in fields:
         try:
             obj = json.loads(fields["application"])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _bad("application 字段不是有效的 JSON。", "application") from None
         if not isinstance(obj, dict):
             raise _bad("application 字段应为 JSON 对象。", "application")

@@ -157,7 +157,7 @@ async def case_file(hub: Hub, session: StaffSession, number: str) -> dict[str, A
     federation = hub.view.require()
     record = await hub.store.case(number)
     if record is None:
-        raise RemoteProtocolError("no_such_case", f"没有办件 {number[:40]}")
+        raise RemoteProtocolError("no_such_case", f"没有办件 {mask(number[:40])}")
     _check_department(session, hub, record.authority)
     case = decode_case(record.fold)
     refusals = {r.get("event"): r for r in record.rejected}
@@ -325,7 +325,7 @@ async def act(
     def txn(c: Connection) -> Decision:
         record, case = load_case_txn(hub.store, c, federation, number, lock=True)
         if record is None or case is None:
-            raise RemoteProtocolError("no_such_case", f"没有办件 {number[:40]}")
+            raise RemoteProtocolError("no_such_case", f"没有办件 {mask(number[:40])}")
         _check_department(session, hub, record.authority)
         body = _body(hub, session, case, action, payload, federation, ts)
         head_seq, head_id = hub.store.chain_head_txn(c, hub.me)
@@ -377,7 +377,7 @@ def loads_payload(raw: bytes) -> Mapping[str, Any]:
         return {}
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
         raise RemoteProtocolError("bad_request", "请求应为 JSON 对象") from None
     if not isinstance(value, dict):
         raise RemoteProtocolError("bad_request", "请求应为 JSON 对象")
