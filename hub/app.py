@@ -11,7 +11,7 @@ from typing import Final
 
 from aiohttp import web
 
-from . import pages
+from . import pages, public
 from .core import Hub
 from .handlers import api, blobs, sync
 from .handlers.common import HUB_KEY, middlewares
@@ -46,6 +46,7 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
     r.add_post("/api/cases/{number}/{action}", api.act)
     r.add_get("/api/status", api.status)
     pages.add_routes(app)
+    public.add_routes(app)  # 办事指南, 进度查询 (no login)
     r.add_get("/healthz", sync.healthz)
     r.add_get("/metrics", sync.metrics)
 

@@ -177,6 +177,9 @@ def build_app(ctx: NodeContext, auth: Auth, metrics_: NodeMetrics) -> web.Applic
     from . import pages  # the pages import this module's helpers
 
     pages.add_routes(app)
+    from . import public  # 办事指南, 进度查询, 通知发件箱
+
+    public.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     api.add_routes(app.router)

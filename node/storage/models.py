@@ -204,3 +204,18 @@ quarantine = Table(
     Column("at", String(40), nullable=False),
     Column("released_at", String(40), nullable=True),
 )
+
+#: 通知发件箱: applicant notifications the default notifier keeps for the window to print or
+#: export (``destination`` is the phone number, local only; pages show it masked).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_no", String(40), nullable=False, index=True),
+    Column("event_id", String(64), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("destination", String(40), nullable=True),
+    Column("text", Text, nullable=False),
+    Column("at", String(40), nullable=False),
+    UniqueConstraint("event_id", "kind"),
+)

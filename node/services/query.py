@@ -1,0 +1,135 @@
+"""进度查询: the applicant's query code and the public view of a case.
+
+The window draws a random 6-character query code at 收件 and prints it on the receipt
+(and in its QR, ``TB:<case number>:<code>``). Only ``sha256(number + code + salt)`` and
+the per-case salt travel, inside the signed ``case.submitted`` body (``body.track``); the
+code itself is never stored. A receipt printed again later therefore cannot show it: the
+window remembers a fresh code in memory only (:data:`PENDING_TTL`) for reprints.
+
+Wrong codes are rate-limited per client and per case (:class:`Attempts`); a case is never
+shown by its number alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from protocol.config import Federation
+from protocol.event import Event
+from protocol.http.web.track import (
+    MAX_WRONG,
+    NOT_FOUND,
+    PENDING_TTL,
+    STATE_TEXT,
+    TOO_MANY,
+    Attempts,
+    code_matches,
+    mask_name,
+    new_code,
+    parse_qr,
+    qr_text,
+    track_body,
+)
+
+from ..storage import CaseRecord
+from .context import NodeContext
+from .errors import ServiceError
+from .folding import describe, member_name
+
+__all__ = [
+    "MAX_WRONG",
+    "PENDING",
+    "Attempts",
+    "mask_name",
+    "new_code",
+    "parse_qr",
+    "public_view",
+    "qr_text",
+    "track",
+    "track_body",
+]
+
+
+@dataclass
+class PendingCodes:
+    """Codes just issued, kept in memory for reprinting the receipt (never on disk)."""
+
+    clock: Callable[[], float] = time.monotonic
+    _codes: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def put(self, number: str, code: str) -> None:
+        self._codes[number] = (code, self.clock() + PENDING_TTL)
+
+    def get(self, number: str) -> str | None:
+        held = self._codes.get(number)
+        if held is None or held[1] < self.clock():
+            self._codes.pop(number, None)
+            return None
+        return held[0]
+
+
+PENDING: Final = PendingCodes()
+
+
+# -- the public view of a case -------------------------------------------------------------
+
+
+def public_view(
+    record: CaseRecord, events: list[Event], pickup_name: str, federation: Federation | None
+) -> dict[str, Any]:
+    """What the applicant sees: state, timeline and 补正 items in plain words, masked."""
+    snap = record.snapshot
+    terms = snap.get("terms", {})
+    names = {m.get("id"): m.get("name") for m in terms.get("materials", [])}
+    items = []
+    if record.state in ("correction", "awaiting_supplement"):
+        for item in snap.get("items", []):
+            material = item.get("material")
+            items.append(
+                {
+                    "what": names.get(material, material) if material else item.get("field"),
+                    "problem": item.get("problem", ""),
+                }
+            )
+    return {
+        "number": record.number,
+        "matter": record.matter_name,
+        "state": record.state,
+        "state_label": snap.get("state_label", record.state),
+        "state_text": STATE_TEXT.get(record.state, ""),
+        "applicant": mask_name(record.applicant_name),
+        "id_masked": record.applicant_id_masked,
+        "received": record.received,
+        "deadline": record.deadline,
+        "pickup": pickup_name,
+        "place": terms.get("place", ""),
+        "missing": items,
+        "timeline": [
+            {"at": e.ts, "text": describe(e, federation, record.authority)} for e in events
+        ],
+    }
+
+
+async def track(
+    ctx: NodeContext, attempts: Attempts, client: str, number: str, code: str
+) -> dict[str, Any]:
+    """The public view of a case this station holds, given its number and query code.
+
+    Raises ServiceError 429 after too many wrong codes, 404 for a wrong number or code
+    (the two look the same: the number alone reveals nothing)."""
+    number = number.strip()[:40]
+    if attempts.blocked(client, number):
+        raise ServiceError("too_many_attempts", TOO_MANY, status=429)
+    record = await ctx.store.case(number) if number else None
+    held = await ctx.store.case_events(number) if record is not None else []
+    submitted = next((h.event for h in held if h.event.type == "case.submitted"), None)
+    if record is None or submitted is None or not code_matches(submitted.body, number, code):
+        attempts.wrong(client, number)
+        raise ServiceError("not_found", NOT_FOUND, status=404)
+    federation = ctx.configs.federation
+    return public_view(
+        record, [h.event for h in held], member_name(federation, record.pickup), federation
+    )
