@@ -31,9 +31,11 @@ from tests.node.test_api import case_form
 
 __all__ = ["api", "clock", "ctx", "session", "start_hub", "station"]  # fixtures, re-used
 
-# Not after a decimal point: a float in /metrics (0.13123456789…) is not a phone number.
-ID_NUMBER = re.compile(r"(?<![0-9.])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
-PHONE = re.compile(r"(?<![0-9.])1[3-9][0-9]{9}(?![0-9])")
+# A number stands on its own: not after a decimal point (a float in /metrics, 0.13123456789…)
+# and not inside a word, since a hex event id or blob hash can hold a run of 11 or 18 digits
+# ("…a13812345678b…") by chance, which made this test fail now and then.
+ID_NUMBER = re.compile(r"(?<![0-9A-Za-z.])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
+PHONE = re.compile(r"(?<![0-9A-Za-z.])1[3-9][0-9]{9}(?![0-9A-Za-z])")
 IDS = [resident_id(f"2101021985030{n}123") for n in range(3)]
 PHONES = ["13912345678", "15098765432", "18600001111"]
 
@@ -59,6 +61,8 @@ def test_the_patterns_find_what_they_look_for() -> None:
     sample = f"id={IDS[0]} phone={PHONES[0]} masked=2101**********1234 at 2026-11-23"
     assert leaks(sample) == [IDS[0], PHONES[0]]
     assert leaks("tongban_push_seconds_sum 0.13123456789012") == []
+    assert leaks("event=9f3a13812345678bc2 blob=e210102198503011234d") == []
+    assert leaks(f'"applicant":"{IDS[1]}","phone":"{PHONES[1]}"') == [IDS[1], PHONES[1]]
 
 
 def scan_log_files(root: Path) -> dict[str, list[str]]:
