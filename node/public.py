@@ -12,19 +12,15 @@ from typing import Final
 
 from aiohttp import web
 
-from protocol.http.web import guide
-from protocol.http.web.public import large_mode, render_public, toggle_large
+from protocol.http.web.public import PublicSite, large_mode
 
 from .appkeys import CTX, TEMPLATES
 from .pages import clerk_page, page
 from .privacy import mask_phone
 from .services import query
-from .services.errors import ServiceError
 from .services.notify import KINDS
 from .storage import SessionRow
 from .storage.outbox import OutboxStore
-
-ATTEMPTS: Final = web.AppKey("tongban_track_attempts", query.Attempts)
 
 
 def _place(request: web.Request) -> str:
@@ -32,83 +28,13 @@ def _place(request: web.Request) -> str:
     return station.name or station.id
 
 
-def _unavailable(request: web.Request) -> web.Response:
-    return render_public(
-        request.app[TEMPLATES],
-        request,
-        "public_error.html",
-        place=_place(request),
-        active="guide",
-        status=503,
-        message="本站尚未取得事项目录，请稍后再试。",
-    )
-
-
-async def guide_list(request: web.Request) -> web.StreamResponse:
-    federation = request.app[CTX].configs.federation
-    if federation is None:
-        return _unavailable(request)
-    data = guide.catalog(federation, request.query.get("q", ""), request.query.get("level", ""))
-    return render_public(
-        request.app[TEMPLATES],
-        request,
-        "public_guide.html",
-        place=_place(request),
-        active="guide",
-        g=data,
-    )
-
-
-async def guide_matter(request: web.Request) -> web.StreamResponse:
-    federation = request.app[CTX].configs.federation
-    if federation is None:
-        return _unavailable(request)
-    data = guide.matter_guide(federation, request.match_info["code"])
-    if data is None:
-        raise web.HTTPNotFound(text="没有这个事项。")
-    return render_public(
-        request.app[TEMPLATES],
-        request,
-        "public_matter.html",
-        place=_place(request),
-        active="guide",
-        m=data,
-    )
-
-
-def _track_page(request: web.Request, status: int = 200, **values: object) -> web.Response:
-    values.setdefault("number", "")
-    values.setdefault("error", "")
-    values.setdefault("c", None)
-    return render_public(
-        request.app[TEMPLATES],
-        request,
-        "public_track.html",
-        place=_place(request),
-        active="track",
-        status=status,
-        **values,
-    )
-
-
-async def track_form(request: web.Request) -> web.StreamResponse:
-    return _track_page(request)
-
-
-async def track(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    number, code, qr = (str(form.get(k) or "").strip() for k in ("number", "code", "qr"))
-    if qr:
-        parsed = query.parse_qr(qr)
-        if parsed is not None:
-            number, code = parsed
-    try:
-        view = await query.track(
-            request.app[CTX], request.app[ATTEMPTS], request.remote or "unknown", number, code
-        )
-    except ServiceError as exc:
-        return _track_page(request, status=exc.status, number=number[:40], error=exc.message)
-    return _track_page(request, number=number, c=view)
+SITE: Final = PublicSite(
+    templates=TEMPLATES,
+    federation=lambda request: request.app[CTX].configs.federation,
+    place=_place,
+    lookup=lambda request, number, code: query.find(request.app[CTX], number, code),
+    no_catalog="本站尚未取得事项目录，请稍后再试。",
+)
 
 
 @clerk_page
@@ -157,12 +83,6 @@ async def notifications_csv(request: web.Request, session: SessionRow) -> web.St
 
 def add_routes(app: web.Application) -> None:
     """Register the public pages and the outbox pages."""
-    app[ATTEMPTS] = query.Attempts()
-    r = app.router
-    r.add_get("/guide", guide_list)
-    r.add_get("/guide/{code}", guide_matter)
-    r.add_get("/track", track_form)
-    r.add_post("/track", track)
-    r.add_get("/large", toggle_large)
-    r.add_get("/notifications", notifications)
-    r.add_get("/notifications.csv", notifications_csv)
+    SITE.add_routes(app)
+    app.router.add_get("/notifications", notifications)
+    app.router.add_get("/notifications.csv", notifications_csv)

@@ -21,10 +21,8 @@ from protocol.config import Federation
 from protocol.event import Event
 from protocol.http.web.track import (
     MAX_WRONG,
-    NOT_FOUND,
     PENDING_TTL,
     STATE_TEXT,
-    TOO_MANY,
     Attempts,
     code_matches,
     mask_name,
@@ -36,19 +34,18 @@ from protocol.http.web.track import (
 
 from ..storage import CaseRecord
 from .context import NodeContext
-from .errors import ServiceError
 from .folding import describe, member_name
 
 __all__ = [
     "MAX_WRONG",
     "PENDING",
     "Attempts",
+    "find",
     "mask_name",
     "new_code",
     "parse_qr",
     "public_view",
     "qr_text",
-    "track",
     "track_body",
 ]
 
@@ -113,22 +110,15 @@ def public_view(
     }
 
 
-async def track(
-    ctx: NodeContext, attempts: Attempts, client: str, number: str, code: str
-) -> dict[str, Any]:
-    """The public view of a case this station holds, given its number and query code.
-
-    Raises ServiceError 429 after too many wrong codes, 404 for a wrong number or code
-    (the two look the same: the number alone reveals nothing)."""
-    number = number.strip()[:40]
-    if attempts.blocked(client, number):
-        raise ServiceError("too_many_attempts", TOO_MANY, status=429)
-    record = await ctx.store.case(number) if number else None
+async def find(ctx: NodeContext, number: str, code: str) -> dict[str, Any] | None:
+    """The public view of a case this station holds, given its number and query code; None
+    for a wrong number or code alike (the number alone reveals nothing). The wrong-code limit
+    is the public site's (:class:`protocol.http.web.public.PublicSite`)."""
+    record = await ctx.store.case(number)
     held = await ctx.store.case_events(number) if record is not None else []
     submitted = next((h.event for h in held if h.event.type == "case.submitted"), None)
     if record is None or submitted is None or not code_matches(submitted.body, number, code):
-        attempts.wrong(client, number)
-        raise ServiceError("not_found", NOT_FOUND, status=404)
+        return None
     federation = ctx.configs.federation
     return public_view(
         record, [h.event for h in held], member_name(federation, record.pickup), federation

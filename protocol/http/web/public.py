@@ -6,12 +6,17 @@ script needed); :func:`large_mode` tells a page whether to render with it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import jinja2
 from aiohttp import web
 
-from . import html_response, safe_next, see_other
+from protocol.config import Federation
+
+from . import guide, html_response, safe_next, see_other
+from .track import NOT_FOUND, TOO_MANY, Attempts, parse_qr
 
 LARGE_COOKIE: Final = "tb_large"
 PUBLIC_TITLE: Final = "政务服务"
@@ -61,3 +66,103 @@ async def toggle_large(request: web.Request) -> web.StreamResponse:
     else:
         response.del_cookie(LARGE_COOKIE, path="/")
     return response
+
+
+Lookup = Callable[[web.Request, str, str], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class PublicSite:
+    """办事指南 and 进度查询 as one app serves them: the app says where its federation, its
+    name and its cases come from; the pages, the form and the wrong-code limit are shared."""
+
+    templates: web.AppKey[jinja2.Environment]
+    federation: Callable[[web.Request], Federation | None]
+    place: Callable[[web.Request], str]
+    lookup: Lookup  # the public view of a case given its number and query code, or None
+    no_catalog: str  # shown while the app has no config yet
+
+    def page(
+        self, request: web.Request, name: str, *, active: str, status: int = 200, **values: Any
+    ) -> web.Response:
+        return render_public(
+            request.app[self.templates],
+            request,
+            name,
+            place=self.place(request),
+            active=active,
+            status=status,
+            **values,
+        )
+
+    def _guide_data(self, request: web.Request) -> Federation | web.Response:
+        federation = self.federation(request)
+        if federation is None:
+            return self.page(
+                request, "public_error.html", active="guide", status=503, message=self.no_catalog
+            )
+        return federation
+
+    async def guide_list(self, request: web.Request) -> web.StreamResponse:
+        federation = self._guide_data(request)
+        if isinstance(federation, web.Response):
+            return federation
+        data = guide.catalog(federation, request.query.get("q", ""), request.query.get("level", ""))
+        return self.page(request, "public_guide.html", active="guide", g=data)
+
+    async def guide_matter(self, request: web.Request) -> web.StreamResponse:
+        federation = self._guide_data(request)
+        if isinstance(federation, web.Response):
+            return federation
+        data = guide.matter_guide(federation, request.match_info["code"])
+        if data is None:
+            raise web.HTTPNotFound(text="没有这个事项。")
+        return self.page(request, "public_matter.html", active="guide", m=data)
+
+    def track_page(
+        self,
+        request: web.Request,
+        status: int = 200,
+        *,
+        number: str = "",
+        error: str = "",
+        c: dict[str, Any] | None = None,
+    ) -> web.Response:
+        return self.page(
+            request, "public_track.html", active="track", status=status,
+            number=number, error=error, c=c,
+        )  # fmt: skip
+
+    async def track_form(self, request: web.Request) -> web.StreamResponse:
+        return self.track_page(request)
+
+    async def track(self, request: web.Request) -> web.StreamResponse:
+        """A case by number and query code (or the receipt's QR text); a number alone finds
+        nothing, and wrong codes are limited per client and per case."""
+        form = await request.post()
+        number, code, qr = (str(form.get(k) or "").strip() for k in ("number", "code", "qr"))
+        if qr and (parsed := parse_qr(qr)) is not None:
+            number, code = parsed
+        number = number[:40]
+        attempts = request.app[TRACK_ATTEMPTS]
+        client = request.remote or "unknown"
+        if attempts.blocked(client, number):
+            return self.track_page(request, status=429, number=number, error=TOO_MANY)
+        view = await self.lookup(request, number, code) if number and code else None
+        if view is None:
+            attempts.wrong(client, number)
+            return self.track_page(request, status=404, number=number, error=NOT_FOUND)
+        return self.track_page(request, number=number, c=view)
+
+    def add_routes(self, app: web.Application) -> None:
+        """``/guide``, ``/guide/{code}``, ``/track`` and the ``/large`` switch."""
+        app[TRACK_ATTEMPTS] = Attempts()
+        r = app.router
+        r.add_get("/guide", self.guide_list)
+        r.add_get("/guide/{code}", self.guide_matter)
+        r.add_get("/track", self.track_form)
+        r.add_post("/track", self.track)
+        r.add_get("/large", toggle_large)
+
+
+TRACK_ATTEMPTS: Final = web.AppKey("tongban_track_attempts", Attempts)
