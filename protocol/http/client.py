@@ -54,7 +54,7 @@ class PeerUnavailable(PeerFailure):
     """No answer from the peer: network error or timeout."""
 
 
-def _new_nonce() -> str:
+def new_nonce() -> str:
     # 128 bits from the OS CSPRNG: collisions within a replay window are not a concern.
     return secrets.token_urlsafe(16)
 
@@ -72,7 +72,7 @@ class PeerClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.time,
-        nonce_factory: Callable[[], str] = _new_nonce,
+        nonce_factory: Callable[[], str] = new_nonce,
     ) -> None:
         self.base_url = URL(base_url)
         if not self.base_url.absolute:

@@ -25,9 +25,6 @@ covers both. The caller owns persistence (through the two callbacks) and the byt
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -40,8 +37,9 @@ from ..encoding import loads_strict
 from ..errors import ProtocolError
 from ..keys import KeyPair
 from .blobs import check_hash
-from .client import PeerError, PeerUnavailable
+from .client import PeerError, PeerUnavailable, new_nonce
 from .signing import sign_request
+from .tus import checksum_header, encode_metadata
 
 TUS_VERSION: Final = "1.0.0"
 DEFAULT_CHUNK: Final = 256 * 1024
@@ -66,20 +64,6 @@ class UploadOutcome:
     url: str | None
 
 
-def chunk_checksum(chunk: bytes) -> str:
-    """The ``Upload-Checksum`` value of a chunk."""
-    return "sha256 " + base64.b64encode(hashlib.sha256(chunk).digest()).decode("ascii")
-
-
-def upload_metadata(blob: str) -> str:
-    """The ``Upload-Metadata`` value naming a blob by its hash."""
-    return "sha256 " + base64.b64encode(blob.encode("ascii")).decode("ascii")
-
-
-def _new_nonce() -> str:
-    return secrets.token_urlsafe(16)
-
-
 def _offset_header(resp: aiohttp.ClientResponse, what: str) -> int:
     value = resp.headers.get("Upload-Offset", "")
     if not value.isdigit():
@@ -100,7 +84,7 @@ class TusClient:
         chunk_size: int = DEFAULT_CHUNK,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
-        nonce_factory: Callable[[], str] = _new_nonce,
+        nonce_factory: Callable[[], str] = new_nonce,
     ) -> None:
         self.base_url = URL(base_url)
         if not self.base_url.absolute:
@@ -128,7 +112,7 @@ class TusClient:
         open for us (we lost its URL), at the ``Upload-Offset`` it holds.
         """
         check_hash(blob)
-        headers = {"Upload-Length": str(size), "Upload-Metadata": upload_metadata(blob)}
+        headers = {"Upload-Length": str(size), "Upload-Metadata": encode_metadata({"sha256": blob})}
         status, resp_headers, offset = await self._send("POST", self.url("/v1/blobs"), headers)
         location = resp_headers.get("Location")
         if status == 200 and not location:
@@ -158,7 +142,7 @@ class TusClient:
         headers = {
             "Content-Type": "application/offset+octet-stream",
             "Upload-Offset": str(offset),
-            "Upload-Checksum": chunk_checksum(chunk),
+            "Upload-Checksum": checksum_header(chunk),
         }
         status, _, new_offset = await self._send("PATCH", URL(url), headers, chunk)
         if status not in (200, 204):
