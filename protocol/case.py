@@ -20,6 +20,7 @@ Every step of the fold goes through the same gate, after h11:
    (``not_the_window``), the member hosting the competent authority (``not_the_authority``),
    the pickup window (``not_the_pickup``), any window (``not_a_window``), or, for the
    即办 rows, the window itself when the matter is delegated to it (``not_delegated``);
+   the hub itself signs the 送达回执 ``case.received`` (``authority_hub``, no staff);
    acts of an authority name the staff member who acted in ``body.by`` (``unknown_staff``,
    ``wrong_department``, ``inactive_staff``, ``wrong_role``);
 4. the body must satisfy the rules of DOMAIN.md for that type; then the new case is built.
@@ -40,6 +41,13 @@ with a deadline; 告知承诺 replaces a proof by a signed pledge. A 即办件 d
 window (即来即办) is accepted and decided by the window itself. If the authority does
 nothing for 5 working days after receipt, the case counts as accepted from receipt
 (行政许可法 §32, :meth:`Case.deemed_accepted`).
+
+送达回执 (end-to-end receipt): when an event a window signed for the authority, with every
+blob it names, is in custody at the hub hosting the competent authority, that hub signs
+``case.received`` (``body.event``: the id received) back to the event's author. It is a row
+for every state that keeps the state, so it never races a review act; the case records the
+ids received (``Case.receipts``), each once (``duplicate_receipt``), and only for events of
+the case (``unknown_event``). The window shows "已送达审批部门" from it.
 
 The catalog entry of the matter is taken into the case at submission (``Case.terms``): a
 later config may change the catalog, but not the terms a case was accepted on.
@@ -138,13 +146,16 @@ _LABELS: Mapping[CaseState, str] = MappingProxyType(
     }
 )
 
-Who = Literal["window", "authority", "pickup", "any_window", "window_or_authority"]
+Who = Literal[
+    "window", "authority", "pickup", "any_window", "window_or_authority", "authority_hub"
+]
 """Who may make a transition.
 
 ``window``: the accepting window, ``case_author(number)``; ``authority``: the hub member
 hosting the competent authority; ``pickup``: the window the applicant chose for the result;
 ``any_window``: the accepting window or any member with role ``station``;
-``window_or_authority``: the authority, or the window itself for a matter delegated to it.
+``window_or_authority``: the authority, or the window itself for a matter delegated to it;
+``authority_hub``: the member hosting the authority, signing for itself (no staff acts).
 """
 
 
@@ -189,6 +200,8 @@ TRANSITIONS: Mapping[tuple[CaseState | None, str], Transition] = MappingProxyTyp
             (s, "case.terminated"): Transition(_S.TERMINATED, "authority")
             for s in (*_REVIEWING, *PAUSED_STATES, *_AFTER_DECISION)
         },
+        # 送达回执: the authority's hub confirms custody; the state does not move.
+        **{(s, "case.received"): Transition(s, "authority_hub") for s in CaseState},
     }
 )
 """(state before, event type) → (state after, who may make it). Anything else is illegal."""
@@ -307,6 +320,12 @@ class Case:
     ratings: tuple[Rating, ...] = ()
     needs_follow_up: bool = False
     history: tuple[str, ...] = ()
+    receipts: tuple[str, ...] = ()  # ids of events in custody at the authority (送达回执)
+
+    @property
+    def received_by_authority(self) -> bool:
+        """已送达审批部门: the submission and its materials are held at the authority's hub."""
+        return bool(self.history) and self.history[0] in self.receipts
 
     @property
     def outstanding(self) -> tuple[str, ...]:
@@ -488,6 +507,7 @@ class CaseFolder:
             "case.rated": self._rated,
             "case.withdrawn": self._withdrawn,
             "case.terminated": self._terminated,
+            "case.received": self._received,
         }
 
     def fold(self, events: Iterable[Event]) -> Case:
@@ -534,7 +554,7 @@ class CaseFolder:
         if case.state in PAUSED and target not in PAUSED:
             end = max(day_of(event.at), pauses[-1].start)  # an offline clock may run behind
             pauses = (*pauses[:-1], Pause(pauses[-1].start, end))
-        if target in PAUSED:
+        if target in PAUSED and case.state not in PAUSED:
             pauses = (*pauses, Pause(day_of(event.at)))
             changes["previous"] = case.state
         return replace(
@@ -554,10 +574,10 @@ class CaseFolder:
             if not case.terms.delegated(case.window):
                 raise _reject("not_delegated", f"{case.matter} is not delegated to {author}")
             return self._staff(case, event, "window")
-        if who == "authority":
+        if who in ("authority", "authority_hub"):
             if author != host:
                 raise _reject("not_the_authority", f"{author} does not host {case.authority}")
-            return self._staff(case, event, "authority")
+            return self._staff(case, event, "authority") if who == "authority" else None
         if who == "window" and author != case.window:
             raise _reject("not_the_window", f"{author} is not the accepting window {case.window}")
         if who == "pickup" and author != case.pickup:
@@ -797,6 +817,14 @@ class CaseFolder:
 
     def _withdrawn(self, case: Case, event: Event, staff: Staff | None) -> Changes:
         return {"reason": _text(event.body, "reason", "withdrawal", optional=True)}
+
+    def _received(self, case: Case, event: Event, staff: Staff | None) -> Changes:
+        held = event.body.get("event")
+        if not isinstance(held, str) or held not in case.history:
+            raise _reject("unknown_event", "event must name an event of this case")
+        if held in case.receipts:
+            raise _reject("duplicate_receipt", f"{held[:16]} is already confirmed")
+        return {"receipts": (*case.receipts, held)}
 
     def _terminated(self, case: Case, event: Event, staff: Staff | None) -> Changes:
         reason = _reason(event.body)

@@ -97,7 +97,8 @@ def legal_author(case: Case, type: str) -> str:
     """The member the table names for this move (the authority host for illegal ones)."""
     rule = TRANSITIONS.get((case.state, type))
     who = "authority" if rule is None else rule.who
-    return member_of(case.authority) if who in ("authority", "window_or_authority") else case.window
+    hosts = ("authority", "window_or_authority", "authority_hub")
+    return member_of(case.authority) if who in hosts else case.window
 
 
 def legal_body(case: Case, type: str) -> dict[str, Any]:
@@ -107,6 +108,8 @@ def legal_body(case: Case, type: str) -> dict[str, Any]:
         body: dict[str, Any] = {"step": case.step, "outcome": "pass", "opinion": "同意"}
     elif type == "case.corrected":
         body = {"materials": submission(case.matter)["materials"]}
+    elif type == "case.received":
+        return {"event": case.history[-1]}
     else:
         body = dict(DEFAULTS.get(type, {}))
     staff = STAFF.get(case.authority, {})
@@ -182,6 +185,9 @@ def reach(state: CaseState, matter: str = LAWYER) -> Flow:
     if state is S.CORRECTION:
         flow.do("case.correction_requested")
         return flow
+    if state is S.NOT_ACCEPTED:
+        flow.do("case.not_accepted")
+        return flow
     flow.do("case.accepted")
     to_the_end = [*["case.step"] * len(flow.case.terms.steps), "case.decided"]
     to_the_end += ["case.delivered", "case.rated"]
@@ -193,6 +199,8 @@ def reach(state: CaseState, matter: str = LAWYER) -> Flow:
         S.DECIDED: to_the_end[:-2],
         S.DELIVERED: to_the_end[:-1],
         S.RATED: to_the_end,
+        S.WITHDRAWN: ["case.withdrawn"],
+        S.TERMINATED: ["case.terminated"],
     }[state]
     for move in moves:
         flow.do(move)
@@ -210,6 +218,7 @@ WRONG_MEMBER: dict[Who, tuple[str, str]] = {
     "pickup": (NEIGHBOUR, "not_the_pickup"),
     "any_window": (CITY, "not_a_window"),
     "window_or_authority": (NEIGHBOUR, "not_the_authority"),
+    "authority_hub": (VILLAGE, "not_the_authority"),
 }
 ROWS = sorted((k for k in TRANSITIONS if k[0] is not None), key=str)
 
@@ -221,7 +230,8 @@ def test_table_shape() -> None:
     for (state, _), rule in TRANSITIONS.items():
         assert rule.target is not None or state in PAUSED
     exits = {S.WITHDRAWN, S.NOT_ACCEPTED, S.TERMINATED}
-    assert not any(state in exits for state, _ in TRANSITIONS)
+    assert not any(state in exits for state, kind in TRANSITIONS if kind != "case.received")
+    assert all(TRANSITIONS[(s, "case.received")].target is s for s in CaseState)
     labels = "收件 补正 已受理 审查中 待补办 特别程序 办结 已送达 已评价 撤回 不予受理 异常终止"
     assert " ".join(s.label for s in CaseState) == labels
     assert isinstance(S.DECIDED, str) and str(S.DECIDED) == "decided"
@@ -971,3 +981,28 @@ def test_any_sequence_folds_or_is_rejected(data: st.DataObject) -> None:
         assert after.needs_follow_up == any(r.score <= 2 for r in after.ratings)
         case = after
         hypothesis.event(f"reached {case.state}")
+
+
+# -- 送达回执 ---------------------------------------------------------------------------
+
+
+def test_receipt_confirms_each_event_once_and_keeps_the_state() -> None:
+    flow = Flow()
+    submitted = flow.case.history[0]
+    assert not flow.case.received_by_authority
+    flow.reject("not_the_authority", "case.received", VILLAGE, event=submitted)
+    flow.reject("unknown_event", "case.received", event="f" * 64)
+    flow.reject("unknown_event", "case.received", event=None)
+    case = flow.do("case.received", event=submitted)
+    assert case.state is S.SUBMITTED and case.receipts == (submitted,)
+    assert case.received_by_authority
+    flow.reject("duplicate_receipt", "case.received", event=submitted)
+
+
+def test_receipt_in_a_pause_neither_ends_nor_restarts_it() -> None:
+    flow = reach(S.AWAITING_SUPPLEMENT)
+    before = flow.case
+    after = flow.do("case.received", event=before.history[0])
+    assert after.state is S.AWAITING_SUPPLEMENT
+    assert (after.pauses, after.previous) == (before.pauses, before.previous)
+    assert after.received_by_authority
