@@ -46,12 +46,14 @@ from .core import Hub
 from .logs import log
 from .services.ingest import ingest_txn, record_effects
 from .services.push import index_events
+from .services.receipts import sign_due
 
 PUSH_INTERVAL: Final = 5.0
 PULL_INTERVAL: Final = 1.0
 CONFIG_INTERVAL: Final = 60.0
 CONFIG_MISSING_INTERVAL: Final = 5.0  # while a config (home or a metro peer's) is missing
 MAINTAIN_INTERVAL: Final = 30.0
+RECEIPT_INTERVAL: Final = 2.0  # 送达回执: how soon after the last blob arrives
 LONG_POLL: Final = 20.0
 LEASE: Final = timedelta(seconds=60)
 FEED_SUFFIX: Final = ":feed"
@@ -83,6 +85,7 @@ class RelayJobs:
         jobs: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = [
             ("push", PUSH_INTERVAL, self.push_all),
             ("maintain", MAINTAIN_INTERVAL, self.maintain),
+            ("receipts", RECEIPT_INTERVAL, self.sign_receipts),
         ]
         if self.hub.settings.parent_url:
             jobs.append(("pull", PULL_INTERVAL, self.pull_parent))
@@ -398,8 +401,7 @@ class RelayJobs:
         except (PeerFailure, ProtocolError) as exc:
             await self._failed(channel, exc)
             return False
-        self._backoff.setdefault(channel, Backoff()).success()
-        self._retry_at.pop(channel, None)
+        await self._succeeded(channel)
         if adopted:
             log(
                 logger,
@@ -453,10 +455,9 @@ class RelayJobs:
                 ):
                     adopted.append(city)
             except (PeerFailure, ProtocolError) as exc:
-                await self._failed(channel, exc)
+                await self._failed(channel, exc)  # status page and /metrics, per peer
                 continue
-            self._backoff.setdefault(channel, Backoff()).success()
-            self._retry_at.pop(channel, None)
+            await self._succeeded(channel)
         if adopted:
             log(logger, "config.peers_adopted", cities=",".join(adopted))
         return adopted
@@ -478,6 +479,10 @@ class RelayJobs:
         self.hub.metrics.backlog_events.labels(destination=destination).set(count)
         self.hub.metrics.backlog_bytes.labels(destination=destination).set(size)
         return count, size
+
+    async def sign_receipts(self) -> int:
+        """送达回执 now due (see :mod:`hub.services.receipts`)."""
+        return await sign_due(self.hub)
 
     async def maintain(self) -> None:
         """Prune old nonces and sessions; recount backlogs."""

@@ -203,7 +203,8 @@ async def logout(request: web.Request, session: StaffSession) -> web.StreamRespo
 
 def _member_name(federation: Federation | None, member_id: str) -> str:
     member = None if federation is None else federation.member(member_id)
-    return member.name if member is not None else member_id
+    peer = None if federation is None else federation.home.peers.get(member_id)
+    return member.name if member is not None else peer.name if peer is not None else member_id
 
 
 def _destination(federation: Federation | None, destination: str) -> str:

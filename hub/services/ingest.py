@@ -46,6 +46,7 @@ from ..logs import log
 from ..metrics import HubMetrics
 from ..storage import HubStore
 from .cases import fold_txn
+from .receipts import note_txn as note_receipt_txn
 
 Mode = Literal["chain", "relay"]
 _HASH = re.compile(r"^[0-9a-f]{64}\Z")
@@ -137,6 +138,7 @@ class Router:
                 self._enqueue(hop.city, event)
         if fold and event.case is not None and (deliver or event.author == self.me):
             outcome = fold_txn(self.store, self.c, self.federation, event, self.at)
+            note_receipt_txn(self, event, outcome)  # 送达回执 owed (hub.services.receipts)
             if outcome.rejected is not None:
                 self.effects.note(
                     "case.fold_rejected",

@@ -275,3 +275,23 @@ class ConfigRow(Base):
     serial: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     signed: Mapped[str] = mapped_column(Text)
     adopted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReceiptDueRow(Base):
+    """An event delivered to a department here, awaiting its 送达回执 (``case.received``):
+    signed once the event's blobs are all held, then the row goes."""
+
+    __tablename__ = "receipt_due"
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(40))
+    since: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class TrackAttemptRow(Base):
+    """A wrong 进度查询 code, per client (``c:<address>``) or case (``n:<number>``), kept a
+    minute: every hub worker counts the same tries."""
+
+    __tablename__ = "track_attempts"
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(80), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -102,6 +102,7 @@ class Fed:
     endpoints: dict[str, str] = field(default_factory=dict)
     revocations: list[dict[str, Any]] = field(default_factory=list)
     extra_members: list[dict[str, Any]] = field(default_factory=list)
+    peers: list[dict[str, Any]] = field(default_factory=list)
 
     def config_dict(self) -> dict[str, Any]:
         ep = self.endpoints.get
@@ -122,6 +123,7 @@ class Fed:
                 *self.extra_members,
             ],
             "revocations": self.revocations,
+            **({"peers": self.peers} if self.peers else {}),
             "authorities": [
                 {"id": a, "name": f"部门 {a}", "seal_keys": [_grant(f"seal {a}")]}
                 for a in (SFJ, HP_MZJ, SH_MZJ)

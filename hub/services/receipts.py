@@ -1,0 +1,105 @@
+"""送达回执: the end-to-end receipt a window gets once its event is in custody here.
+
+Theory of operation
+-------------------
+Custody is per hop (protocol §5); the window also wants to know that its application has
+*arrived*: that the hub hosting the competent authority holds the ``case.submitted`` and
+every material it names. That hub signs ``case.received`` (``body.event``: the id held) in
+its own chain, ``to`` the event's author, and it travels back like any event, hop by hop,
+across tiers and cities; the window folds it and shows "已送达审批部门".
+
+1. :func:`note_txn` is the ingest hook: an event of another member, delivered to a
+   department of this hub and folded, is written to ``receipt_due`` in the same
+   transaction that took it into custody (nothing owed is lost on a crash).
+2. :func:`sign_due` (the ``receipts`` job, and tests) signs the receipts whose blobs are all
+   held, one per transaction, locking the case before the chain head as the workbench does;
+   due rows another worker holds are skipped (``SKIP LOCKED``), so several workers sign each
+   receipt once. A receipt the fold refuses (already confirmed) just clears the row.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Connection
+
+from protocol.case import CaseRejected
+from protocol.event import Event
+from protocol.ids import member_of
+
+from ..storage.track import drop_receipt_due_txn, note_receipt_due_txn, receipts_due_txn
+from .cases import FoldOutcome, fold_txn, load_case_txn
+
+if TYPE_CHECKING:
+    from ..core import Hub
+    from .ingest import Effects, Router
+
+RECEIPT: str = "case.received"
+
+
+def note_txn(router: Router, event: Event, outcome: FoldOutcome) -> None:
+    """Ingest hook: owe ``event``'s author a receipt when it was folded at its authority here."""
+    case = outcome.case
+    if (
+        outcome.rejected is None
+        and case is not None
+        and event.case is not None
+        and event.author != router.me
+        and member_of(case.authority) == router.me
+    ):
+        note_receipt_due_txn(router.c, event.id, event.case, router.at)
+
+
+async def sign_due(hub: Hub, limit: int = 200) -> int:
+    """Sign the receipts now due (blobs all held); returns how many were signed."""
+    from .ingest import Router, record_effects  # ingest imports this module for its hook
+
+    federation = hub.view.federation
+    if federation is None:
+        return 0
+    signed = 0
+    for _ in range(limit):
+        at = hub.now()
+
+        def txn(c: Connection) -> tuple[bool, Effects | None]:
+            due = receipts_due_txn(c, 1)
+            if not due:
+                return False, None
+            event_id, number, wire = due[0]
+            drop_receipt_due_txn(c, [event_id])
+            _, case = load_case_txn(hub.store, c, federation, number, lock=True)
+            if case is None:
+                return True, None
+            head_seq, head_id = hub.store.chain_head_txn(c, hub.me)
+            receipt = Event.create(
+                hub.key,
+                author=hub.me,
+                seq=head_seq + 1,
+                prev=head_id,
+                ts=at.isoformat(timespec="seconds"),
+                type=RECEIPT,
+                case=number,
+                to=(Event.from_json(wire).author,),
+                body={"event": event_id},
+            )
+            try:
+                fold_txn(hub.store, c, federation, receipt, at, strict=True)
+            except CaseRejected:
+                return True, None  # already confirmed: nothing to sign
+            router = Router(hub.store, federation, hub.me, c, source=hub.me, at=at)
+            router.store_event(receipt, mode="own", fold=False)
+            hub.store.set_chain_head_txn(c, hub.me, receipt.seq, receipt.id)
+            effects = router.flush()
+            me = federation.home.members.get(hub.me)
+            effects.relay = effects.relay or (me is not None and me.parent is not None)
+            effects.note("receipt.signed", case=number, event_id=event_id[:16])
+            return True, effects
+
+        more, effects = await hub.db.run("receipt", txn)
+        if effects is not None:
+            hub.committed(effects.recipients, effects.relay)
+            record_effects(hub.metrics, effects)
+            signed += 1
+        if not more:
+            break
+    return signed

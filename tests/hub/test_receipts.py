@@ -1,0 +1,116 @@
+"""送达回执: the authority's hub signs ``case.received`` once an event and all its materials
+are held, and it travels back to the window like any event; and peer-config fetch failures
+on the operator's status page and in ``/metrics``."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from hub.services import staff
+from hub.services.casecodec import decode_case
+from protocol.event import Event
+from protocol.sync import FeedPage
+from tests.hub import test_review
+from tests.hub.clients import Tus
+from tests.hub.conftest import RunningHub, StartHub
+from tests.hub.fed import (
+    ANNUAL,
+    CITY,
+    CITY_REVIEWER,
+    DISTRICT,
+    HP_MZJ,
+    PASSWORD,
+    SFJ,
+    VILLAGE_A,
+    Chain,
+    Fed,
+    _grant,
+    sha,
+    submit,
+    wire,
+)
+from tests.hub.test_pages import Pages
+
+browser = test_review.browser
+
+
+async def upload(hub: RunningHub, session: aiohttp.ClientSession, data: bytes) -> None:
+    tus = Tus(hub, session, VILLAGE_A)
+    _, headers = await tus.create(sha(data), len(data))
+    await tus.patch(headers["Location"], 0, data)
+
+
+async def receipts_for(hub: RunningHub, member: str, session: aiohttp.ClientSession) -> list[Event]:
+    page = FeedPage.from_dict(await hub.client(member, session).feed(None, 0))
+    return [e for e in page.events if e.type == "case.received"]
+
+
+async def test_the_receipt_waits_for_every_material_and_is_signed_once(
+    start_hub: StartHub, session: aiohttp.ClientSession
+) -> None:
+    district = await start_hub(DISTRICT)
+    scan = b"\xff\xd8\xff" + bytes(range(256)) * 40
+    submitted = submit(Chain(VILLAGE_A), to=HP_MZJ, blobs={"idcard": [sha(scan)], "form": []})
+    number = submitted.case or ""
+    await district.client(VILLAGE_A, session).push(wire(submitted))
+    assert await district.jobs.sign_receipts() == 0  # the ID-card scan is not here yet
+    assert await receipts_for(district, VILLAGE_A, session) == []
+
+    await upload(district, session, scan)
+    assert await district.jobs.sign_receipts() == 1
+    assert await district.jobs.sign_receipts() == 0  # once
+    [receipt] = await receipts_for(district, VILLAGE_A, session)
+    assert (receipt.author, receipt.to, receipt.body) == (
+        DISTRICT,
+        (VILLAGE_A,),
+        {"event": submitted.id},
+    )
+    record = await district.hub.store.case(number)
+    assert record is not None
+    case = decode_case(record.fold)
+    assert case.received_by_authority and case.state.value == "submitted"
+
+
+async def test_a_city_receipt_comes_back_down_through_the_district(
+    start_hub: StartHub, session: aiohttp.ClientSession
+) -> None:
+    city = await start_hub(CITY)
+    district = await start_hub(DISTRICT, parent_url=city.url)
+    submitted = submit(Chain(VILLAGE_A), ANNUAL, to=SFJ, blobs={"form": [], "idcard": []})
+    await district.client(VILLAGE_A, session).push(wire(submitted))
+    assert await district.jobs.sign_receipts() == 0  # not the authority's hub: owes nothing
+    assert await district.jobs.push_destination(CITY)
+    assert await city.jobs.sign_receipts() == 1
+    assert await district.jobs.pull_parent(wait=0) == 1
+    [receipt] = await receipts_for(district, VILLAGE_A, session)
+    assert (receipt.author, receipt.body["event"]) == (CITY, submitted.id)
+
+
+async def test_a_failed_peer_config_fetch_is_on_the_status_page_and_in_metrics(
+    start_hub: StartHub, browser: aiohttp.ClientSession, unused_tcp_port: int
+) -> None:
+    dead = f"http://127.0.0.1:{unused_tcp_port}/"
+    peer = {"city": "2104", "name": "抚顺市", "endpoint": dead, "root_keys": [_grant("root 2104")]}
+    city = await start_hub(CITY, fed=Fed(peers=[peer]))
+    assert await city.jobs.refresh_peer_configs() == []
+    status = await city.hub.store.peer_status("2104:config")
+    assert status.last_error is not None and status.last_success is None
+
+    async with browser.get(city.url + "metrics") as resp:
+        metrics = await resp.text()
+    assert 'tongban_hub_relay_failures_total{destination="2104:config"} 1.0' in metrics
+    assert 'tongban_hub_relay_last_error_timestamp_seconds{destination="2104:config"}' in metrics
+
+    await staff.set_password(city.hub, CITY_REVIEWER, PASSWORD)
+    pages = Pages(city, browser)
+    assert await pages.login(CITY_REVIEWER) == 303
+    _, html, _ = await pages.get("/status")
+    assert "抚顺市（联邦配置）" in html and "2104:config" in html
+
+
+async def test_a_config_fetch_that_succeeds_is_recorded(start_hub: StartHub) -> None:
+    city = await start_hub(CITY)
+    district = await start_hub(DISTRICT, parent_url=city.url)
+    assert not await district.jobs.refresh_config()
+    status = await district.hub.store.peer_status(f"{CITY}:config")
+    assert status.last_success is not None and status.last_error is None
