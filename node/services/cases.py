@@ -19,7 +19,7 @@ from ..storage import CaseRecord, ClerkRow, StoredEvent
 from .accept import receipt
 from .context import NodeContext
 from .errors import ServiceError, not_found, refused
-from .folding import case_record, describe, member_name, refold_case, state_label
+from .folding import arrived_at, case_record, describe, member_name, refold_case, state_label
 from .messages import refusal
 
 logger = logging.getLogger("node.cases")
@@ -157,6 +157,7 @@ async def case_detail(ctx: NodeContext, number: str) -> dict[str, Any]:
         "snapshot": record.snapshot,
         "materials": await _materials(ctx, record.snapshot),
         "timeline": timeline,
+        "arrived": arrived_at(held, record.snapshot),  # 已送达审批部门
         "result": _result(held, federation),
         "actions": {"deliver": can_deliver, "delivery_methods": list(DELIVERY_METHODS)},
     }

@@ -199,4 +199,19 @@ def describe(event: Event, federation: Federation | None, authority: str | None 
             return "申请人撤回申请" + (f"：{reason}" if reason else "")
         case "case.terminated":
             return f"异常终止：{reason}"
+        case "case.received":
+            return f"已送达审批部门（{who}已签收申请及材料）"
     return event.type
+
+
+def arrived_at(held: list[StoredEvent], snapshot: Mapping[str, Any]) -> str | None:
+    """When the authority's hub signed the 送达回执 of the submission (folded here), or None."""
+    history = snapshot.get("history") or []
+    receipts = snapshot.get("receipts") or []
+    if not history or history[0] not in receipts:
+        return None
+    for item in held:
+        event = item.event
+        if event.type == "case.received" and event.body.get("event") == history[0]:
+            return event.ts
+    return None

@@ -86,5 +86,13 @@ async def test_case_and_scan_reach_the_real_hub(
     upload = await ctx.store.upload_state(sha256_hex(SCAN))
     assert upload is not None and upload.done
     detail = await cases.case_detail(ctx, receipt["number"])
-    assert detail["timeline"][0]["synced"] is True
+    assert detail["timeline"][0]["synced"] is True and detail["arrived"] is None
     assert await engine.cycle(), engine.runtime().last_error  # idempotent: nothing to do
+
+    # 送达回执: the district hosts the authority and holds the scan, so it signs the receipt;
+    # the station pulls it and shows 已送达审批部门.
+    assert await hub.jobs.sign_receipts() == 1
+    assert await engine.cycle(), engine.runtime().last_error
+    detail = await cases.case_detail(ctx, receipt["number"])
+    assert detail["arrived"] is not None and detail["case"]["state"] == "submitted"
+    assert "已送达审批部门" in detail["timeline"][-1]["text"]

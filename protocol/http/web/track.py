@@ -120,6 +120,7 @@ TOO_MANY: Final = "查询码错误次数过多，请一分钟后再试。"
 #: The timeline in plain words when the app has no richer wording of its own.
 EVENT_TEXT: Final = {
     "case.submitted": "窗口收件",
+    "case.received": "已送达审批部门",
     "case.correction_requested": "审批部门要求补正材料",
     "case.corrected": "已提交补正材料",
     "case.accepted": "审批部门受理",
