@@ -1,11 +1,15 @@
 """The hub's public pages (no login, readable on a phone): ``/guide`` 办事指南,
 ``/guide/{code}`` one matter's 五统一, ``/track`` 进度查询 for cases this hub holds (the
-query code's salted hash travels in the signed ``case.submitted`` body), ``/large`` the
+query code's Argon2id hash travels in the signed ``case.submitted`` body; wrong codes are
+counted in the database for every worker), ``/large`` the
 长辈模式 switch. Templates are the shared ones of :mod:`protocol.http.web`.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, Final
 
 from aiohttp import web
@@ -20,6 +24,7 @@ from .handlers.common import hub_of
 from .logs import mask
 from .pages import TEMPLATES
 from .services.casecodec import decode_case
+from .storage.track import add_wrong_try_txn, wrong_tries_txn
 
 
 def _name(federation: Federation | None, member_id: str) -> str:
@@ -80,9 +85,27 @@ async def _lookup(request: web.Request, number: str, code: str) -> dict[str, Any
         return None
     events = [Event.from_json(s.wire) for s in await hub.store.events_of_case(number)]
     submitted = next((e for e in events if e.type == "case.submitted"), None)
-    if submitted is None or not code_matches(submitted.body, number, code):
+    if submitted is None or not await asyncio.to_thread(code_matches, submitted.body, number, code):
         return None
     return _view(decode_case(record.fold), events, hub.view.federation)
+
+
+class HubWrongCodes:
+    """Wrong query codes counted in the hub's database: one limit for all its workers (a
+    count and the next try are not one transaction, so N workers may let N-1 extra tries
+    through at the boundary; never more)."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.hub = hub_of(request)
+
+    async def count(self, keys: Sequence[str], window: float) -> int:
+        since = self.hub.now() - timedelta(seconds=window)
+        return await self.hub.db.read("track_tries", wrong_tries_txn, keys, since)
+
+    async def add(self, keys: Sequence[str], window: float) -> None:
+        now = self.hub.now()
+        forget = now - timedelta(seconds=window)
+        await self.hub.db.run("track_wrong", add_wrong_try_txn, keys, now, forget)
 
 
 SITE: Final = PublicSite(
@@ -90,6 +113,7 @@ SITE: Final = PublicSite(
     federation=lambda request: hub_of(request).view.federation,
     place=lambda request: _name(hub_of(request).view.federation, hub_of(request).me),
     lookup=_lookup,
+    wrong_codes=HubWrongCodes,
     no_catalog="本枢纽尚未取得事项目录，请稍后再试。",
 )
 

@@ -21,6 +21,7 @@ from .services import query
 from .services.notify import KINDS
 from .storage import SessionRow
 from .storage.outbox import OutboxStore
+from .storage.track import WrongCodeStore
 
 
 def _place(request: web.Request) -> str:
@@ -33,6 +34,9 @@ SITE: Final = PublicSite(
     federation=lambda request: request.app[CTX].configs.federation,
     place=_place,
     lookup=lambda request, number, code: query.find(request.app[CTX], number, code),
+    wrong_codes=lambda request: WrongCodeStore(
+        request.app[CTX].store.db, lambda: request.app[CTX].clock().timestamp()
+    ),
     no_catalog="本站尚未取得事项目录，请稍后再试。",
 )
 

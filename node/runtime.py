@@ -18,6 +18,7 @@ from protocol.http.server import RUNNER_KWARGS
 from .app import build_app
 from .logs import log
 from .metrics import NodeMetrics
+from .services import notify
 from .services.auth import Auth
 from .services.context import Clock, ConfigCache, NodeContext, utc_now
 from .station import DataDir
@@ -42,7 +43,9 @@ async def open_context(data: DataDir, *, clock: Clock = utc_now) -> NodeContext:
     store = Store(db)
     configs = ConfigCache(station.root_keys)
     await configs.load(store)
-    return NodeContext(station, key, store, BlobStore(data.blob_dir), configs, clock)
+    ctx = NodeContext(station, key, store, BlobStore(data.blob_dir), configs, clock)
+    notify.hook(ctx)  # 通知 on every fold move, whichever code path made it
+    return ctx
 
 
 @dataclass

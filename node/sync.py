@@ -56,7 +56,6 @@ from .logs import log
 from .metrics import NodeMetrics
 from .services.context import EngineRuntime, NodeContext
 from .services.folding import refolder
-from .services.notify import notify_events
 from .storage import Refused, UploadRow
 
 logger = logging.getLogger("node.sync")
@@ -430,10 +429,7 @@ class SyncEngine:
         result = await store.store_feed_page(
             accepted, refused, page.cursor, refolder(federation), self.ctx.stamp()
         )
-        self._more = page.more
-        if result.stored:  # 通知: 受理, 补正, 办结, 待领取 of cases accepted here
-            stored = set(result.stored)
-            await notify_events(self.ctx, [e for e in accepted if e.id in stored])
+        self._more = page.more  # 通知 follow the fold (node.services.notify.hook)
         self.metrics.events_received.inc(len(result.stored))
         if result.refused:
             self.metrics.events_quarantined.labels("in").inc(result.refused)

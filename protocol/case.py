@@ -146,9 +146,7 @@ _LABELS: Mapping[CaseState, str] = MappingProxyType(
     }
 )
 
-Who = Literal[
-    "window", "authority", "pickup", "any_window", "window_or_authority", "authority_hub"
-]
+Who = Literal["window", "authority", "pickup", "any_window", "window_or_authority", "authority_hub"]
 """Who may make a transition.
 
 ``window``: the accepting window, ``case_author(number)``; ``authority``: the hub member

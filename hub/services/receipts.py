@@ -19,11 +19,13 @@ across tiers and cities; the window folds it and shows "已送达审批部门".
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
 from protocol.case import CaseRejected
+from protocol.config import Federation
 from protocol.event import Event
 from protocol.ids import member_of
 
@@ -50,52 +52,56 @@ def note_txn(router: Router, event: Event, outcome: FoldOutcome) -> None:
         note_receipt_due_txn(router.c, event.id, event.case, router.at)
 
 
+def _sign_one_txn(
+    c: Connection, hub: Hub, federation: Federation, at: datetime
+) -> tuple[bool, Effects | None]:
+    """Sign the oldest due receipt: (whether a row was taken, what the commit means)."""
+    from .ingest import Router  # ingest imports this module for its hook
+
+    due = receipts_due_txn(c, 1)
+    if not due:
+        return False, None
+    event_id, number, wire = due[0]
+    drop_receipt_due_txn(c, [event_id])
+    _, case = load_case_txn(hub.store, c, federation, number, lock=True)
+    if case is None:
+        return True, None
+    head_seq, head_id = hub.store.chain_head_txn(c, hub.me)
+    receipt = Event.create(
+        hub.key,
+        author=hub.me,
+        seq=head_seq + 1,
+        prev=head_id,
+        ts=at.isoformat(timespec="seconds"),
+        type=RECEIPT,
+        case=number,
+        to=(Event.from_json(wire).author,),
+        body={"event": event_id},
+    )
+    try:
+        fold_txn(hub.store, c, federation, receipt, at, strict=True)
+    except CaseRejected:
+        return True, None  # already confirmed: nothing to sign
+    router = Router(hub.store, federation, hub.me, c, source=hub.me, at=at)
+    router.store_event(receipt, mode="own", fold=False)
+    hub.store.set_chain_head_txn(c, hub.me, receipt.seq, receipt.id)
+    effects = router.flush()
+    me = federation.home.members.get(hub.me)
+    effects.relay = effects.relay or (me is not None and me.parent is not None)
+    effects.note("receipt.signed", case=number, event_id=event_id[:16])
+    return True, effects
+
+
 async def sign_due(hub: Hub, limit: int = 200) -> int:
     """Sign the receipts now due (blobs all held); returns how many were signed."""
-    from .ingest import Router, record_effects  # ingest imports this module for its hook
+    from .ingest import record_effects
 
     federation = hub.view.federation
     if federation is None:
         return 0
     signed = 0
     for _ in range(limit):
-        at = hub.now()
-
-        def txn(c: Connection) -> tuple[bool, Effects | None]:
-            due = receipts_due_txn(c, 1)
-            if not due:
-                return False, None
-            event_id, number, wire = due[0]
-            drop_receipt_due_txn(c, [event_id])
-            _, case = load_case_txn(hub.store, c, federation, number, lock=True)
-            if case is None:
-                return True, None
-            head_seq, head_id = hub.store.chain_head_txn(c, hub.me)
-            receipt = Event.create(
-                hub.key,
-                author=hub.me,
-                seq=head_seq + 1,
-                prev=head_id,
-                ts=at.isoformat(timespec="seconds"),
-                type=RECEIPT,
-                case=number,
-                to=(Event.from_json(wire).author,),
-                body={"event": event_id},
-            )
-            try:
-                fold_txn(hub.store, c, federation, receipt, at, strict=True)
-            except CaseRejected:
-                return True, None  # already confirmed: nothing to sign
-            router = Router(hub.store, federation, hub.me, c, source=hub.me, at=at)
-            router.store_event(receipt, mode="own", fold=False)
-            hub.store.set_chain_head_txn(c, hub.me, receipt.seq, receipt.id)
-            effects = router.flush()
-            me = federation.home.members.get(hub.me)
-            effects.relay = effects.relay or (me is not None and me.parent is not None)
-            effects.note("receipt.signed", case=number, event_id=event_id[:16])
-            return True, effects
-
-        more, effects = await hub.db.run("receipt", txn)
+        more, effects = await hub.db.run("receipt", _sign_one_txn, hub, federation, hub.now())
         if effects is not None:
             hub.committed(effects.recipients, effects.relay)
             record_effects(hub.metrics, effects)

@@ -44,9 +44,7 @@ def receipts_waiting_txn(c: Connection) -> int:
 
 def drop_receipt_due_txn(c: Connection, event_ids: Sequence[str]) -> None:
     if event_ids:
-        c.execute(
-            delete(_table(ReceiptDueRow)).where(ReceiptDueRow.event_id.in_(list(event_ids)))
-        )
+        c.execute(delete(_table(ReceiptDueRow)).where(ReceiptDueRow.event_id.in_(list(event_ids))))
 
 
 def wrong_tries_txn(c: Connection, keys: Sequence[str], since: datetime) -> int:

@@ -37,7 +37,7 @@ from .context import NodeContext
 from .errors import ServiceError, refused
 from .folding import calendar_for, case_record, member_name, promised
 from .messages import SCOPE_LABELS, refusal
-from .query import PENDING, new_code, qr_text, track_body
+from .query import new_code, qr_text, track_body
 
 logger = logging.getLogger("node.accept")
 
@@ -285,7 +285,7 @@ def _sign(
     seq: int,
     prev: str | None,
     ts: str,
-    code: str,
+    track: dict[str, Any],
 ) -> tuple[Event, CaseRecord]:
     event = Event.create(
         ctx.key,
@@ -296,7 +296,7 @@ def _sign(
         type="case.submitted",
         case=number,
         to=list(submitted_to(checked.authority, ctx.station.id, checked.body["pickup"])),
-        body={**checked.body, "track": track_body(number, code)},
+        body={**checked.body, "track": track},
     )
     try:
         case = CaseFolder(federation).apply(None, event)
@@ -314,9 +314,10 @@ async def accept_application(
     now = ctx.now()
     ts = now.isoformat(timespec="seconds")
     day = day_of(now).strftime("%Y%m%d")
-    code = new_code()  # 进度查询码: printed once, only its salted hash is kept
+    code = new_code()  # 进度查询码: its Argon2id hash travels; the code stays here
+    track = await asyncio.to_thread(track_body, code)  # slow on purpose
     # A dry run of the fold: a refusal reaches the clerk before any file is written.
-    _sign(ctx, federation, checked, case_number(ctx.station.id, day, 1), 1, None, ts, code)
+    _sign(ctx, federation, checked, case_number(ctx.station.id, day, 1), 1, None, ts, track)
 
     at = ctx.stamp()
     for digest, upload in checked.files:
@@ -327,12 +328,13 @@ async def accept_application(
 
     def make(n: int, seq: int, prev: str | None) -> tuple[Event, CaseRecord]:
         number = case_number(ctx.station.id, day, n)
-        return _sign(ctx, federation, checked, number, seq, prev, ts, code)
+        return _sign(ctx, federation, checked, number, seq, prev, ts, track)
 
     private = PrivateData(
         id_number=normalize_id(app.applicant.id_number),
         agent_id_number=None if app.agent is None else normalize_id(app.agent.id_number),
         phone=(app.phone or "").strip() or None,
+        query_code=code,
     )
     event, record = await ctx.store.open_case(
         day,
@@ -352,7 +354,6 @@ async def accept_application(
         clerk=clerk.username if clerk else None,
     )
     ctx.wake()
-    PENDING.put(record.number, code)
     return receipt(record, federation, code)
 
 
@@ -374,9 +375,9 @@ def qr_svg(text: str) -> str:
 
 
 def receipt(record: CaseRecord, federation: Federation, code: str | None = None) -> dict[str, Any]:
-    """受理回执: what the window prints for the applicant. The query code is known only
-    right after 收件 (see :mod:`node.services.query`); later reprints go without it."""
-    code = code or PENDING.get(record.number)
+    """受理回执: what the window prints for the applicant, with the query code the
+    accepting station keeps (see :mod:`node.services.query`); None for a case accepted
+    before the code was kept."""
     snap = record.snapshot
     terms = snap["terms"]
     found = federation.matter(record.matter)

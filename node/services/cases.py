@@ -162,7 +162,10 @@ async def case_detail(ctx: NodeContext, number: str) -> dict[str, Any]:
         "actions": {"deliver": can_deliver, "delivery_methods": list(DELIVERY_METHODS)},
     }
     if record.window == me and federation is not None:
-        out["receipt"] = receipt(record, federation)
+        private = await ctx.store.case_private(number)  # the query code is kept here only
+        out["receipt"] = receipt(
+            record, federation, None if private is None else private.query_code
+        )
     return out
 
 

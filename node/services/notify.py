@@ -5,6 +5,13 @@ to the station's outbox table, which the window prints or exports at ``/notifica
 nothing is lost when no SMS gateway is configured. :class:`SmsGatewayNotifier` is the seam
 for a real gateway (not used by default).
 
+Notifications hang on the fold, not on a code path: the store notes the events each committed
+transaction newly folded into a case (:class:`node.storage.CaseFolded`,
+:meth:`node.storage.Database.after_commit`) and :func:`notify_folded` turns them into 受理,
+补正, 办结 or 待领取, whether an event came down the feed or was signed at this window (即办). The accepting window holds the
+phone number and sends all four; a pickup window elsewhere puts 待领取 in its own outbox
+(no phone there: the clerk sees the result is waiting). One message per (event, kind).
+
 Texts come from templates, one per kind, in Chinese. Defaults ship in :data:`DEFAULTS`;
 the operator overrides them in ``notify_templates.json`` in the station's data directory
 (a JSON object ``{"accepted": "…", "correction": "…", "decided": "…", "pickup": "…"}``;
@@ -27,7 +34,7 @@ from protocol.event import Event
 
 from ..logs import log
 from ..privacy import scrub
-from ..storage import CaseRecord
+from ..storage import CaseFolded, CaseRecord
 from ..storage.outbox import OutboxRow, OutboxStore
 from .context import NodeContext
 from .folding import member_name
@@ -182,43 +189,62 @@ def messages_for(
     for kind in kinds:
         if kind == "pickup" and not (code == 0 and record.pickup == station):
             continue  # 待领取: only where the result is handed out, only when issued
+        if kind != "pickup" and record.window != station:
+            continue  # the rest from the accepting window, which holds the phone number
         out.append(
             Message(record.number, event.id, kind, phone, render(templates[kind], values), "")
         )
     return out
 
 
-async def notify_events(
-    ctx: NodeContext, events: Iterable[Event], notifier: Notifier | None = None
+async def notify_folded(
+    ctx: NodeContext, folds: Iterable[CaseFolded], notifier: Notifier | None = None
 ) -> int:
-    """Notify the applicants of cases this station accepted about ``events``; returns how
-    many messages went out. Cases accepted elsewhere are not notified here (their window
-    holds the phone number)."""
+    """Notify about events just folded into cases (see the module docstring); returns how
+    many messages went out."""
     notifier = notifier or OutboxNotifier(OutboxStore(ctx.store.db))
     federation = ctx.configs.federation
-    templates = load_templates(ctx.blobs.root.parent)
+    templates: dict[str, str] | None = None
     sent = 0
-    for event in events:
-        if event.type not in EVENT_KINDS or event.case is None:
+    for fold in folds:
+        record = await ctx.store.case(fold.number)
+        if record is None or ctx.station.id not in (record.window, record.pickup):
             continue
-        record = await ctx.store.case(event.case)
-        if record is None or record.window != ctx.station.id:
+        fresh = set(fold.events)
+        held = [h.event for h in await ctx.store.case_events(fold.number)]
+        events = [e for e in held if e.id in fresh and e.type in EVENT_KINDS]
+        if not events:
             continue
-        private = await ctx.store.case_private(event.case)
-        phone = None if private is None else private.phone
+        phone = None
+        if record.window == ctx.station.id:  # the phone number is kept where it was taken
+            private = await ctx.store.case_private(fold.number)
+            phone = None if private is None else private.phone
+        templates = templates or load_templates(ctx.blobs.root.parent)
         pickup = member_name(federation, record.pickup)
-        for message in messages_for(event, record, phone, ctx.station.id, templates, pickup):
-            await notifier.send(
-                Message(
-                    message.case,
-                    message.event_id,
-                    message.kind,
-                    message.destination,
-                    message.text,
-                    ctx.stamp(),
+        for event in events:
+            for message in messages_for(event, record, phone, ctx.station.id, templates, pickup):
+                await notifier.send(
+                    Message(
+                        message.case,
+                        message.event_id,
+                        message.kind,
+                        message.destination,
+                        message.text,
+                        ctx.stamp(),
+                    )
                 )
-            )
-            sent += 1
+                sent += 1
     if sent:
         log(logger, "notify.queued", messages=sent)
     return sent
+
+
+def hook(ctx: NodeContext) -> None:
+    """Notify on every committed fold of this station's store."""
+
+    async def listener(notes: list[object]) -> None:
+        folds = [n for n in notes if isinstance(n, CaseFolded)]
+        if folds:
+            await notify_folded(ctx, folds)
+
+    ctx.store.db.after_commit(listener)

@@ -1,29 +1,27 @@
 """进度查询: the applicant's query code and the public view of a case.
 
 The window draws a random 6-character query code at 收件 and prints it on the receipt
-(and in its QR, ``TB:<case number>:<code>``). Only ``sha256(number + code + salt)`` and
-the per-case salt travel, inside the signed ``case.submitted`` body (``body.track``); the
-code itself is never stored. A receipt printed again later therefore cannot show it: the
-window remembers a fresh code in memory only (:data:`PENDING_TTL`) for reprints.
+(and in its QR, ``TB:<case number>:<code>``). Only its Argon2id hash, salt and cost travel,
+inside the signed ``case.submitted`` body (``body.track``,
+:mod:`protocol.http.web.track`). The accepting station alone keeps the code in clear, with
+the case's other private data (``case_private.query_code``), so a reprinted receipt shows
+it; no other window or hub can (they hold only the hash): an applicant who lost the code
+goes back to the accepting window, or that window reads it out from its case page.
 
-Wrong codes are rate-limited per client and per case (:class:`Attempts`); a case is never
-shown by its number alone.
+Wrong codes are rate-limited per client and per case, counted in the station's database
+(:class:`node.storage.track.WrongCodeStore`); a case is never shown by its number alone.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Final
+import asyncio
+from typing import Any
 
 from protocol.config import Federation
 from protocol.event import Event
 from protocol.http.web.track import (
     MAX_WRONG,
-    PENDING_TTL,
     STATE_TEXT,
-    Attempts,
     code_matches,
     mask_name,
     new_code,
@@ -38,8 +36,6 @@ from .folding import describe, member_name
 
 __all__ = [
     "MAX_WRONG",
-    "PENDING",
-    "Attempts",
     "find",
     "mask_name",
     "new_code",
@@ -48,27 +44,6 @@ __all__ = [
     "qr_text",
     "track_body",
 ]
-
-
-@dataclass
-class PendingCodes:
-    """Codes just issued, kept in memory for reprinting the receipt (never on disk)."""
-
-    clock: Callable[[], float] = time.monotonic
-    _codes: dict[str, tuple[str, float]] = field(default_factory=dict)
-
-    def put(self, number: str, code: str) -> None:
-        self._codes[number] = (code, self.clock() + PENDING_TTL)
-
-    def get(self, number: str) -> str | None:
-        held = self._codes.get(number)
-        if held is None or held[1] < self.clock():
-            self._codes.pop(number, None)
-            return None
-        return held[0]
-
-
-PENDING: Final = PendingCodes()
 
 
 # -- the public view of a case -------------------------------------------------------------
@@ -117,7 +92,9 @@ async def find(ctx: NodeContext, number: str, code: str) -> dict[str, Any] | Non
     record = await ctx.store.case(number)
     held = await ctx.store.case_events(number) if record is not None else []
     submitted = next((h.event for h in held if h.event.type == "case.submitted"), None)
-    if record is None or submitted is None or not code_matches(submitted.body, number, code):
+    if record is None or submitted is None:
+        return None
+    if not await asyncio.to_thread(code_matches, submitted.body, number, code):
         return None
     federation = ctx.configs.federation
     return public_view(

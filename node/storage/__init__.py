@@ -6,6 +6,7 @@ from .db import Database, head_revision, make_engine
 from .records import (
     Backlog,
     BlobRow,
+    CaseFolded,
     CaseRecord,
     ClerkRow,
     ConfigRow,
@@ -24,6 +25,7 @@ from .store import Store, StoreError
 __all__ = [
     "Backlog",
     "BlobRow",
+    "CaseFolded",
     "CaseRecord",
     "ClerkRow",
     "ConfigRow",

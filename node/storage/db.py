@@ -13,7 +13,7 @@ Store methods pair a public async call with an inner ``_txn`` function that take
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -29,6 +29,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _WRITE = "tongban_write"
+_NOTES = "tongban_notes"
 BUSY_TIMEOUT_MS = 10_000
 MIGRATIONS = "node.storage:migrations"
 
@@ -60,12 +61,26 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def note(conn: Connection, item: Any) -> None:
+    """Tell the :meth:`Database.after_commit` listeners about ``item`` once this write
+    transaction commits (nothing if it rolls back)."""
+    conn.info.setdefault(_NOTES, []).append(item)
+
+
+Listener = Callable[[list[Any]], Awaitable[None]]
+
+
 class Database:
     """Read and write transactions over one engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(**{_WRITE: True})
+        self._listeners: list[Listener] = []
+
+    def after_commit(self, listener: Listener) -> None:
+        """Call ``listener(notes)`` after each write transaction that left notes (:func:`note`)."""
+        self._listeners.append(listener)
 
     @classmethod
     def open(cls, url: str) -> Database:
@@ -81,9 +96,16 @@ class Database:
     async def write(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run ``fn(conn, …)`` in a write transaction (``BEGIN IMMEDIATE``); commit on return."""
+        """Run ``fn(conn, …)`` in a write transaction (``BEGIN IMMEDIATE``); commit on return;
+        then hand the transaction's notes to the listeners."""
         async with self._writer.begin() as conn:
-            return await conn.run_sync(fn, *args, **kwargs)
+            conn.info.pop(_NOTES, None)  # left by a transaction that rolled back
+            result = await conn.run_sync(fn, *args, **kwargs)
+            notes = conn.info.pop(_NOTES, [])
+        if notes:
+            for listener in self._listeners:
+                await listener(notes)
+        return result
 
     async def migrate(self) -> list[str]:
         """Apply every pending alembic revision; returns the revisions applied."""

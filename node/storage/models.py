@@ -92,6 +92,8 @@ case_private = Table(
     Column("id_number", String(40), nullable=False),
     Column("agent_id_number", String(40), nullable=True),
     Column("phone", String(20), nullable=True),
+    # 进度查询码 in clear, only here: a reprinted receipt shows it (never in events or logs).
+    Column("query_code", String(8), nullable=True),
 )
 
 #: Content-addressed materials held in ``<data>/blobs``.
@@ -218,4 +220,14 @@ outbox = Table(
     Column("text", Text, nullable=False),
     Column("at", String(40), nullable=False),
     UniqueConstraint("event_id", "kind"),
+)
+
+#: Wrong 进度查询 codes per client (``c:``) and per case (``n:``), kept a minute.
+track_attempts = Table(
+    "track_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(80), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_track_attempts_key_at", "key", "at"),
 )

@@ -31,11 +31,12 @@ class CaseRecord:
 
 @dataclass(frozen=True)
 class PrivateData:
-    """What only this station keeps: the full ID numbers and a phone number."""
+    """What only this station keeps: the full ID numbers, a phone number, the query code."""
 
     id_number: str
     agent_id_number: str | None = None
     phone: str | None = None
+    query_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,11 @@ class FeedResult:
     duplicates: int = 0
     refused: int = 0  # equivocations and unverifiable events, now in quarantine
     cases: list[str] = field(default_factory=list)  # case numbers refolded
+
+
+@dataclass(frozen=True)
+class CaseFolded:
+    """Events a committed transaction newly took into a case's fold (ids, in fold order)."""
+
+    number: str
+    events: tuple[str, ...]

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from protocol.event import Event
 
-from .db import Database
+from .db import Database, note
 from .models import (
     blob_uploads,
     blobs,
@@ -37,6 +37,7 @@ from .models import (
 from .records import (
     Backlog,
     BlobRow,
+    CaseFolded,
     CaseRecord,
     ClerkRow,
     ConfigRow,
@@ -170,6 +171,7 @@ class Store:
                 id_number=private.id_number,
                 agent_id_number=private.agent_id_number,
                 phone=private.phone,
+                query_code=private.query_code,
             )
         )
         for blob in sorted(set(blob_hashes)):
@@ -246,6 +248,11 @@ class Store:
             "snapshot": json.dumps(record.snapshot, ensure_ascii=False, sort_keys=True),
             "updated_at": at,
         }
+        before = conn.execute(select(cases.c.snapshot).where(cases.c.number == record.number))
+        held = json.loads(before.scalar() or "{}").get("history", [])
+        folded = tuple(i for i in record.snapshot.get("history", []) if i not in held)
+        if folded:  # newly folded events: notifications hook on this
+            note(conn, CaseFolded(record.number, folded))
         done = conn.execute(update(cases).where(cases.c.number == record.number).values(**values))
         if done.rowcount == 0:
             conn.execute(insert(cases).values(number=record.number, **values))
@@ -668,7 +675,7 @@ class Store:
         row = conn.execute(select(case_private).where(case_private.c.case_no == number)).first()
         if row is None:
             return None
-        return PrivateData(row.id_number, row.agent_id_number, row.phone)
+        return PrivateData(row.id_number, row.agent_id_number, row.phone, row.query_code)
 
     async def event(self, event_id: str) -> StoredEvent | None:
         return await self.db.read(self._event_txn, event_id)

@@ -1,5 +1,5 @@
 """The hub's public pages: 办事指南 and 进度查询 of cases the hub holds (the query code's
-salted hash travels in the signed ``case.submitted``), rate-limited, masked."""
+Argon2id hash travels in the signed ``case.submitted``), rate-limited across workers, masked."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ import aiohttp
 
 from protocol.http.web.track import MAX_WRONG, track_body
 from tests.hub import test_review
-from tests.hub.conftest import RunningHub
-from tests.hub.fed import HP_MZJ, RELIEF, VILLAGE_A, Chain, applicant, submit, wire
+from tests.hub.conftest import RunningHub, StartHub
+from tests.hub.fed import (
+    DISTRICT,
+    HP_MZJ,
+    RELIEF,
+    VILLAGE_A,
+    Chain,
+    applicant,
+    submit,
+    wire,
+)
 
 district, browser = test_review.district, test_review.browser
 CODE = "ABC234"
@@ -20,7 +29,7 @@ async def tracked_case(hub: RunningHub, session: aiohttp.ClientSession) -> str:
     draft = submit(chain)
     assert draft.case is not None
     chain = Chain(VILLAGE_A)
-    body = {**draft.body, "track": track_body(draft.case, CODE)}
+    body = {**draft.body, "track": track_body(CODE)}
     event = chain.next("case.submitted", case=draft.case, to=(HP_MZJ,), body=body)
     await hub.client(VILLAGE_A, session).push(wire(event))
     return draft.case
@@ -67,3 +76,20 @@ async def test_track_a_case_the_hub_holds(
                 assert resp.status == 404
         async with public.post(base + "/track", data={"qr": f"TB:{number}:{CODE}"}) as resp:
             assert resp.status == 429 and "一分钟后再试" in await resp.text()
+
+
+async def test_wrong_codes_count_across_workers_of_one_database(
+    start_hub: StartHub, session: aiohttp.ClientSession, db_url: str | None
+) -> None:
+    first = await start_hub(DISTRICT, db=db_url, name="w1")
+    second = await start_hub(DISTRICT, db=db_url or first.settings.db_url, name="w2")
+    number = await tracked_case(first, session)
+    async with aiohttp.ClientSession() as public:
+        for i in range(MAX_WRONG):  # alternate between the two workers
+            url = (first if i % 2 else second).url.rstrip("/") + "/track"
+            async with public.post(url, data={"number": number, "code": "ZZZZZZ"}) as resp:
+                assert resp.status == 404
+        for worker in (first, second):
+            url = worker.url.rstrip("/") + "/track"
+            async with public.post(url, data={"number": number, "code": CODE}) as resp:
+                assert resp.status == 429

@@ -172,6 +172,27 @@ def state_is(clerk: Clerk, number: str, state: str) -> Callable[[], Awaitable[An
     return check
 
 
+def arrived(clerk: Clerk, number: str) -> Callable[[], Awaitable[Any]]:
+    """The case as the window sees it once the 送达回执 came back (已送达审批部门)."""
+
+    async def check() -> dict[str, Any] | None:
+        async with clerk.http.get(f"{clerk.station.url}api/cases/{number}") as resp:
+            detail = await resp.json() if resp.status == 200 else {}
+        return detail if detail.get("arrived") else None
+
+    return check
+
+
+async def tracked(member: Member, number: str, code: str) -> str:
+    """The public 进度查询 page of a case at ``member`` (no login)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{member.url}track", data={"number": number, "code": code}) as resp,
+    ):
+        assert resp.status == 200, resp.status
+        return await resp.text()
+
+
 async def all_held(reviewer: Reviewer, number: str) -> bool:
     case = await reviewer.get(f"api/cases/{number}")
     blobs = [blob for m in case["materials"] for blob in m["blobs"]]
@@ -206,6 +227,13 @@ async def test_tiers_and_cities(cities: Cities) -> None:
         n_local, n_elsewhere = local["number"], elsewhere["number"]
         # The pickup window holds the case from the submission on.
         await eventually(state_is(clerks[TX_A], n_elsewhere, "submitted"), within=60)
+        # 送达回执: the city hub holds the application and its scans; the receipt comes back
+        # down 沈阳 → 和平 → the village, which shows 已送达审批部门 (case page, 进度查询).
+        seen = await eventually(arrived(clerks[HP_A], n_local), within=60)
+        assert seen["case"]["state"] == "submitted"
+        assert any("已送达审批部门" in e["text"] for e in seen["timeline"])
+        assert "已送达审批部门" in await tracked(stations[HP_A][0], n_local, local["query_code"])
+        assert "已送达审批部门" in await tracked(hubs[SY], n_local, local["query_code"])
 
         await reviewer.login(SFJ_STAFF[0], SFJ_STAFF[2])
         for number in (n_local, n_elsewhere):
@@ -254,6 +282,8 @@ async def test_tiers_and_cities(cities: Cities) -> None:
         detail = await eventually(state_is(clerks[XF_A], n_ride, "decided"), within=90)
         assert detail["result"]["seal"]["genuine"] is True
         assert detail["result"]["document"]["licence_no"] == "SYWY-0001"
+        # The receipt signed at 沈阳 crossed back 沈阳 → 抚顺 → 新抚 → the village.
+        assert (await eventually(arrived(clerks[XF_A], n_ride), within=60))["arrived"]
 
         # -- 都市圈通办 the other way: a 抚顺 metro matter accepted at a 和平 village ----------
         notary = await clerks[HP_B].post(
@@ -269,6 +299,7 @@ async def test_tiers_and_cities(cities: Cities) -> None:
         await fs_reviewer.act(n_notary, "decide", {"result_code": 0, "opinion": "准予补发"})
         detail = await eventually(state_is(clerks[HP_B], n_notary, "decided"), within=60)
         assert detail["result"]["seal"]["genuine"] is True
+        assert (await eventually(arrived(clerks[HP_B], n_notary), within=60))["arrived"]
 
         # -- not yours ---------------------------------------------------------------------
         # 抚顺's city hub may push into 沈阳 what is addressed there, and read nothing else.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -12,11 +13,29 @@ from aiohttp.test_utils import TestClient
 from node.app import build_app
 from node.metrics import NodeMetrics
 from node.services import query
+from node.services.accept import Application, MaterialInput, Person, accept_application
 from node.services.auth import Auth
+from node.services.context import NodeContext
+from node.services.folding import case_record, refold_case
 from node.services.notify import DEFAULTS, load_templates
+from node.storage import CaseRecord, StoredEvent
 from node.storage.outbox import OutboxStore
+from node.storage.track import WrongCodeStore
+from protocol.case import CaseFolder, submitted_to
+from protocol.event import Event
 from protocol.http.server import RUNNER_KWARGS
-from tests.protocol.fed import ANNUAL, FOOD, VILLAGE
+from protocol.http.web.track import WINDOW, attempt_keys, blocked
+from tests.protocol.fed import (
+    ANNUAL,
+    DIBAO,
+    FOOD,
+    HP_MZJ,
+    NEIGHBOUR,
+    SFJ,
+    VILLAGE,
+    key,
+    submission,
+)
 
 from .conftest import Initialised, Synced
 from .helpers import MONDAY, HubSigner, resident_id
@@ -92,14 +111,19 @@ async def test_the_sixth_wrong_code_in_a_minute_is_refused(
     assert resp.status == 429 and "一分钟后再试" in await resp.text()
 
 
-def test_attempts_are_counted_per_client_and_per_case() -> None:
-    now = [0.0]
-    attempts = query.Attempts(clock=lambda: now[0])
-    for i in range(5):
-        attempts.wrong(f"client-{i}", "N1")  # five clients, one case
-    assert attempts.blocked("client-9", "N1") and not attempts.blocked("client-9", "N2")
-    now[0] = 61.0
-    assert not attempts.blocked("client-9", "N1")
+async def test_wrong_codes_are_counted_per_client_and_per_case_in_the_database(
+    ctx: NodeContext,
+) -> None:
+    now = [1000.0]
+    counter = WrongCodeStore(ctx.store.db, lambda: now[0])
+    for i in range(query.MAX_WRONG):
+        await counter.add(attempt_keys(f"client-{i}", "N1"), WINDOW)  # five clients, one case
+    assert await blocked(counter, "client-9", "N1")
+    assert not await blocked(counter, "client-9", "N2")
+    # Another counter over the same file (a restarted station) sees the same tries.
+    assert await blocked(WrongCodeStore(ctx.store.db, lambda: now[0]), "client-9", "N1")
+    now[0] += WINDOW + 1
+    assert not await blocked(counter, "client-9", "N1")
 
 
 async def test_large_text_mode_is_a_cookie_switch(
@@ -188,3 +212,57 @@ def test_operator_templates_override_the_defaults(tmp_path: object) -> None:
     )
     (tmp_path / "notify_templates.json").write_text("not json", "utf-8")
     assert load_templates(tmp_path) == DEFAULTS
+
+
+async def test_a_decision_made_at_the_window_itself_notifies(ctx: NodeContext) -> None:
+    """即办: the window accepts and decides a delegated matter itself; the notifications
+    come from the fold, as they do for a decision that came down the feed."""
+    receipt = await accept_application(
+        ctx,
+        Application(
+            matter=DIBAO,
+            applicant=Person("张三", resident_id()),
+            materials=(MaterialInput("form", "provided"),),
+            phone=PHONE,
+        ),
+    )
+    number = receipt["number"]
+    folder = CaseFolder(ctx.configs.require())
+    acts = [
+        ("case.accepted", {"by": "v-clerk"}),
+        ("case.decided", {"by": "v-clerk", "result_code": 0, "result": {"证明": "低保待遇"}}),
+    ]
+    for kind, body in acts:
+
+        def make(
+            held: list[StoredEvent], seq: int, prev: str | None, kind: str = kind, body: Any = body
+        ) -> tuple[Event, CaseRecord]:
+            case, _ = refold_case(folder, held)
+            event = Event.create(
+                ctx.key, author=VILLAGE, seq=seq, prev=prev, ts=ctx.now().isoformat(),
+                type=kind, case=number, to=[HP_MZJ], body=body,
+            )  # fmt: skip
+            return event, case_record(folder.apply(case, event), ctx.configs.require())
+
+        await ctx.store.append_to_case(number, make, ctx.stamp())
+    rows = await OutboxStore(ctx.store.db).rows()
+    assert sorted(r.kind for r in rows) == ["accepted", "decided", "pickup"]
+    assert all(r.destination == PHONE and r.case_no == number for r in rows)
+
+
+async def test_a_pickup_window_elsewhere_lists_the_waiting_result(synced: Synced) -> None:
+    """The result of a case accepted at another window, collected here: 待领取 goes into this
+    station's outbox (no phone number here); 受理 and 办结 are the accepting window's."""
+    ctx, hub, engine = synced.ctx, synced.hub, synced.engine
+    number = f"{NEIGHBOUR}-20261123-0001"
+    submitted = Event.create(
+        key(NEIGHBOUR), author=NEIGHBOUR, seq=1, prev=None, ts=MONDAY.isoformat(),
+        type="case.submitted", case=number, to=submitted_to(SFJ, NEIGHBOUR, VILLAGE),
+        body=submission(ANNUAL, NEIGHBOUR, pickup=VILLAGE),
+    )  # fmt: skip
+    hub.serve(submitted)
+    for event in HubSigner().accept_and_approve(number, VILLAGE, MONDAY):
+        hub.serve(event)
+    await sync(engine)
+    rows = await OutboxStore(ctx.store.db).rows()
+    assert [(r.kind, r.case_no, r.destination) for r in rows] == [("pickup", number, None)]

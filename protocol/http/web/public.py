@@ -16,7 +16,7 @@ from aiohttp import web
 from protocol.config import Federation
 
 from . import guide, html_response, safe_next, see_other
-from .track import NOT_FOUND, TOO_MANY, Attempts, parse_qr
+from .track import NOT_FOUND, TOO_MANY, WINDOW, WrongCodes, attempt_keys, blocked, parse_qr
 
 LARGE_COOKIE: Final = "tb_large"
 PUBLIC_TITLE: Final = "政务服务"
@@ -80,6 +80,7 @@ class PublicSite:
     federation: Callable[[web.Request], Federation | None]
     place: Callable[[web.Request], str]
     lookup: Lookup  # the public view of a case given its number and query code, or None
+    wrong_codes: Callable[[web.Request], WrongCodes]  # the app's shared wrong-code counter
     no_catalog: str  # shown while the app has no config yet
 
     def page(
@@ -144,25 +145,21 @@ class PublicSite:
         if qr and (parsed := parse_qr(qr)) is not None:
             number, code = parsed
         number = number[:40]
-        attempts = request.app[TRACK_ATTEMPTS]
+        counter = self.wrong_codes(request)
         client = request.remote or "unknown"
-        if attempts.blocked(client, number):
+        if await blocked(counter, client, number):
             return self.track_page(request, status=429, number=number, error=TOO_MANY)
         view = await self.lookup(request, number, code) if number and code else None
         if view is None:
-            attempts.wrong(client, number)
+            await counter.add(attempt_keys(client, number), WINDOW)
             return self.track_page(request, status=404, number=number, error=NOT_FOUND)
         return self.track_page(request, number=number, c=view)
 
     def add_routes(self, app: web.Application) -> None:
         """``/guide``, ``/guide/{code}``, ``/track`` and the ``/large`` switch."""
-        app[TRACK_ATTEMPTS] = Attempts()
         r = app.router
         r.add_get("/guide", self.guide_list)
         r.add_get("/guide/{code}", self.guide_matter)
         r.add_get("/track", self.track_form)
         r.add_post("/track", self.track)
         r.add_get("/large", toggle_large)
-
-
-TRACK_ATTEMPTS: Final = web.AppKey("tongban_track_attempts", Attempts)
