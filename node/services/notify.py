@@ -8,9 +8,10 @@ for a real gateway (not used by default).
 Notifications hang on the fold, not on a code path: the store notes the events each committed
 transaction newly folded into a case (:class:`node.storage.CaseFolded`,
 :meth:`node.storage.Database.after_commit`) and :func:`notify_folded` turns them into 受理,
-补正, 办结 or 待领取, whether an event came down the feed or was signed at this window (即办). The accepting window holds the
-phone number and sends all four; a pickup window elsewhere puts 待领取 in its own outbox
-(no phone there: the clerk sees the result is waiting). One message per (event, kind).
+补正, 办结 or 待领取, whether an event came down the feed or was signed at this window (即办).
+The accepting window holds the phone number and sends all four; a pickup window elsewhere
+puts 待领取 in its own outbox (no phone there: the clerk sees the result is waiting). One
+message per (event, kind).
 
 Texts come from templates, one per kind, in Chinese. Defaults ship in :data:`DEFAULTS`;
 the operator overrides them in ``notify_templates.json`` in the station's data directory
