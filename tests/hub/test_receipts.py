@@ -4,7 +4,10 @@ on the operator's status page and in ``/metrics``."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
+import pytest
 
 from hub.services import staff
 from hub.services.casecodec import decode_case
@@ -114,3 +117,18 @@ async def test_a_config_fetch_that_succeeds_is_recorded(start_hub: StartHub) -> 
     assert not await district.jobs.refresh_config()
     status = await district.hub.store.peer_status(f"{CITY}:config")
     assert status.last_success is not None and status.last_error is None
+
+
+@pytest.mark.postgres
+async def test_two_workers_sign_each_receipt_once(
+    start_hub: StartHub, pg_url: str, session: aiohttp.ClientSession
+) -> None:
+    workers = [await start_hub(DISTRICT, db=pg_url, name=f"w{i}") for i in (1, 2)]
+    chain = Chain(VILLAGE_A)
+    events = [submit(chain, to=HP_MZJ, blobs={"form": [], "idcard": []}) for _ in range(6)]
+    await workers[0].client(VILLAGE_A, session).push(wire(*events))
+    counts = await asyncio.gather(*(w.jobs.sign_receipts() for w in workers))
+    assert sum(counts) == len(events)
+    receipts = await receipts_for(workers[1], VILLAGE_A, session)
+    assert sorted(r.body["event"] for r in receipts) == sorted(e.id for e in events)
+    assert [r.seq for r in sorted(receipts, key=lambda r: r.seq)] == list(range(1, 7))
