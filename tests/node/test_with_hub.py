@@ -7,12 +7,16 @@ process-level end-to-end test with PostgreSQL lives in tests/integration/.)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
+from node.app import build_app
+from node.metrics import NodeMetrics
 from node.runtime import open_context
 from node.services import cases
 from node.services.accept import (
@@ -22,15 +26,18 @@ from node.services.accept import (
     UploadedFile,
     accept_application,
 )
+from node.services.auth import Auth
 from node.services.context import NodeContext
 from node.station import write_atomic
 from node.sync import SyncEngine
 from protocol.http.blobs import sha256_hex
+from protocol.http.server import RUNNER_KWARGS
 from tests.hub.conftest import RunningHub, StartHub, start_hub
 from tests.hub.fed import RELIEF, VILLAGE_A, key
 
 from .conftest import Initialised
 from .helpers import Clock, resident_id
+from .test_pages import page_login
 
 __all__ = ["start_hub"]
 
@@ -61,6 +68,8 @@ async def with_hub(
 
 async def test_case_and_scan_reach_the_real_hub(
     with_hub: tuple[NodeContext, SyncEngine, RunningHub],
+    enrolled: Initialised,
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> None:
     ctx, engine, hub = with_hub
     assert await engine.cycle(), engine.runtime().last_error  # fetches the config first
@@ -96,3 +105,9 @@ async def test_case_and_scan_reach_the_real_hub(
     detail = await cases.case_detail(ctx, receipt["number"])
     assert detail["arrived"] is not None and detail["case"]["state"] == "submitted"
     assert "已送达审批部门" in detail["timeline"][-1]["text"]
+    client = await aiohttp_client(
+        build_app(ctx, Auth(ctx.store), NodeMetrics()), server_kwargs=dict(RUNNER_KWARGS)
+    )
+    await page_login(client, enrolled.password)
+    html = await (await client.get(f"/cases/{receipt['number']}")).text()
+    assert "送达审批部门" in html and "已送达审批部门" in html and "传送中" not in html
