@@ -32,6 +32,7 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
     r.add_post("/v1/push", sync.push)
     r.add_get("/v1/feed", sync.feed)
     r.add_get("/v1/config", sync.get_config)
+    r.add_post("/v1/cases/lookup", sync.case_lookup)
     r.add_post("/v1/config", sync.post_config)
     r.add_route("OPTIONS", "/v1/blobs", blobs.options)
     r.add_post("/v1/blobs", blobs.create)

@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -18,7 +19,7 @@ from protocol.case import CHINA_TIME
 from protocol.http.blobs import HASH_RE, OPAQUE
 
 from .appkeys import AUTH, CTX, SESSION, SESSION_COOKIE
-from .services import accept, cases, matters, status
+from .services import accept, bundles, cases, matters, status, window
 from .services.accept import (
     MAX_FILE_BYTES,
     Application,
@@ -253,10 +254,15 @@ def parse_application(
     if not isinstance(raw, list):
         raise _bad("materials 应为列表。", "materials")
     modes: dict[str, str] = {}
+    reuse: dict[str, tuple[str, ...]] = {}
     for item in raw:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             raise _bad("materials 的每一项需要 id。", "materials")
         modes[item["id"]] = _str(item, "mode") or "provided"
+        hashes = item.get("reuse", [])
+        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+            raise _bad("materials[].reuse 应为文件哈希的列表。", item["id"])
+        reuse[item["id"]] = tuple(hashes)
     for material_id in files:
         modes.setdefault(material_id, "provided")
     pledge = obj.get("pledge") or {}
@@ -265,14 +271,15 @@ def parse_application(
     applicant = _person(obj.get("applicant"), "applicant", True)
     assert applicant is not None
     return Application(
-        matter=_str(obj, "matter", required=True),
+        matter=_str(obj, "matter"),  # a bundle's application names no single matter
         applicant=applicant,
         agent=_person(obj.get("agent"), "agent", False),
         phone=_str(obj, "phone") or None,
         location=_str(obj, "location") or None,
         pickup=_str(obj, "pickup") or None,
         materials=tuple(
-            MaterialInput(mid, mode, tuple(files.get(mid, ()))) for mid, mode in modes.items()
+            MaterialInput(mid, mode, tuple(files.get(mid, ())), reuse.get(mid, ()))
+            for mid, mode in modes.items()
         ),
         pledge_text=_str(pledge, "text", where="pledge.") or None,
         pledge_deadline=_day(_str(pledge, "deadline", where="pledge."), "pledge.deadline"),
@@ -296,11 +303,14 @@ def _from_flat(fields: Mapping[str, str]) -> dict[str, Any]:
             "id_type": fields.get("agent_id_type", ""),
             "id_number": fields.get("agent_id_number", ""),
         }
-    obj["materials"] = [
-        {"id": key[len("material.") :], "mode": value}
-        for key, value in fields.items()
-        if key.startswith("material.")
-    ]
+    materials: dict[str, dict[str, Any]] = {}
+    for key, value in fields.items():
+        if key.startswith("material."):
+            materials.setdefault(key[len("material.") :], {})["mode"] = value
+        elif key.startswith("reuse.") and value.strip():
+            entry = materials.setdefault(key[len("reuse.") :], {})
+            entry["reuse"] = [h.strip() for h in value.split(",") if h.strip()]
+    obj["materials"] = [{"id": mid, **entry} for mid, entry in materials.items()]
     obj["pledge"] = {
         "text": fields.get("pledge_text", ""),
         "deadline": fields.get("pledge_deadline", ""),
@@ -345,6 +355,25 @@ async def read_application(request: web.Request, *, form_csrf: bool = False) -> 
         raise ServiceError(
             "unsupported_media_type", "请以 multipart/form-data 或 JSON 提交。", status=415
         )
+    fields, files = await read_multipart(request)
+    if form_csrf:
+        check_form_csrf(request, fields.get("csrf_token"))
+    if "application" in fields:
+        try:
+            obj = json.loads(fields["application"])
+        except (ValueError, RecursionError):
+            raise _bad("application 字段不是有效的 JSON。", "application") from None
+        if not isinstance(obj, dict):
+            raise _bad("application 字段应为 JSON 对象。", "application")
+    else:
+        obj = _from_flat(fields)
+    return parse_application(obj, files)
+
+
+async def read_multipart(
+    request: web.Request,
+) -> tuple[dict[str, str], dict[str, list[UploadedFile]]]:
+    """Text fields and files (``file.<material id>``, empty file inputs skipped)."""
     fields: dict[str, str] = {}
     files: dict[str, list[UploadedFile]] = {}
     reader = await request.multipart()
@@ -363,19 +392,11 @@ async def read_application(request: web.Request, *, form_csrf: bool = False) -> 
             )
         else:
             text = (await _read_part(part, 256 * 1024, part.name)).decode("utf-8", "replace")
-            fields[part.name] = text
-    if form_csrf:
-        check_form_csrf(request, fields.get("csrf_token"))
-    if "application" in fields:
-        try:
-            obj = json.loads(fields["application"])
-        except (ValueError, RecursionError):
-            raise _bad("application 字段不是有效的 JSON。", "application") from None
-        if not isinstance(obj, dict):
-            raise _bad("application 字段应为 JSON 对象。", "application")
-    else:
-        obj = _from_flat(fields)
-    return parse_application(obj, files)
+            if part.name.startswith("reuse."):  # 只提交一次材料: one hash per field
+                fields[part.name] = ",".join(filter(None, (fields.get(part.name), text)))
+            else:
+                fields[part.name] = text
+    return fields, files
 
 
 async def create_case(request: web.Request) -> web.Response:
@@ -418,6 +439,117 @@ async def deliver(request: web.Request) -> web.Response:
         when=_instant(_str(body, "when"), "when"),
         collector_id_number=_str(body, "collector_id_number") or None,
         note=_str(body, "note"),
+        clerk=_session(request).clerk,
+    )
+    return reply(detail)
+
+
+async def find_waiting(request: web.Request) -> web.Response:
+    body = await _json(request)
+    found = await window.find_waiting(
+        request.app[CTX],
+        _str(body, "number", required=True),
+        _str(body, "id_number", required=True),
+        _session(request).token_hash,
+    )
+    return reply(found)
+
+
+async def supplement(request: web.Request) -> web.Response:
+    number = request.match_info["number"]
+    if request.content_type == "multipart/form-data":
+        fields, files = await read_multipart(request)
+    else:
+        fields, files = {"note": _str(await _json(request), "note")}, {}
+    detail = await window.supplement(
+        request.app[CTX],
+        number,
+        tuple(MaterialInput(mid, "provided", tuple(f)) for mid, f in files.items()),
+        _session(request).token_hash,
+        note=fields.get("note", ""),
+        clerk=_session(request).clerk,
+    )
+    return reply(detail)
+
+
+async def withdraw(request: web.Request) -> web.Response:
+    body = await _json(request)
+    detail = await window.withdraw(
+        request.app[CTX],
+        request.match_info["number"],
+        _str(body, "reason"),
+        _session(request).clerk,
+    )
+    return reply(detail)
+
+
+async def rate(request: web.Request) -> web.Response:
+    body = await _json(request)
+    score = body.get("score")
+    if type(score) is not int:
+        raise _bad("score 应为 1 至 5 的整数。", "score")
+    detail = await window.rate(
+        request.app[CTX],
+        request.match_info["number"],
+        score,
+        _str(body, "comment"),
+        _session(request).clerk,
+    )
+    return reply(detail)
+
+
+async def decide(request: web.Request) -> web.Response:
+    body = await _json(request)
+    code = body.get("result_code", 0)
+    if type(code) is not int:
+        raise _bad("result_code 应为整数。", "result_code")
+    detail = await window.decide_on_the_spot(
+        request.app[CTX],
+        request.match_info["number"],
+        result_code=code,
+        reason=_str(body, "reason"),
+        opinion=_str(body, "opinion"),
+        licence_no=_str(body, "licence_no"),
+        valid_until=_day(_str(body, "valid_until"), "valid_until"),
+        clerk=_session(request).clerk,
+    )
+    return reply(detail)
+
+
+async def reusable(request: web.Request) -> web.Response:
+    found = await accept.reusable_materials(request.app[CTX], request.query.get("id_number", ""))
+    return reply({"materials": found})
+
+
+async def list_bundles(request: web.Request) -> web.Response:
+    return reply({"bundles": bundles.list_bundles(request.app[CTX])})
+
+
+async def bundle_checklist(request: web.Request) -> web.Response:
+    return reply(bundles.bundle_checklist(request.app[CTX], request.match_info["code"]))
+
+
+async def create_bundle(request: web.Request) -> web.Response:
+    code = request.match_info["code"]
+    application = await read_application(request)
+    detail = await bundles.accept_bundle(
+        request.app[CTX], code, replace(application, matter=code), _session(request).clerk
+    )
+    return reply(detail, status=201)
+
+
+async def bundle_detail(request: web.Request) -> web.Response:
+    return reply(await bundles.bundle_detail(request.app[CTX], request.match_info["number"]))
+
+
+async def deliver_bundle(request: web.Request) -> web.Response:
+    body = await _json(request)
+    detail = await bundles.deliver_bundle(
+        request.app[CTX],
+        request.match_info["number"],
+        collector=_str(body, "collector", required=True),
+        method=_str(body, "method", required=True),
+        when=_instant(_str(body, "when"), "when"),
         clerk=_session(request).clerk,
     )
     return reply(detail)
@@ -486,6 +618,17 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/cases/{number}", case_detail)
     router.add_get("/api/cases/{number}/receipt", case_receipt)
     router.add_post("/api/cases/{number}/deliver", deliver)
+    router.add_post("/api/supplements/lookup", find_waiting)
+    router.add_post("/api/cases/{number}/supplement", supplement)
+    router.add_post("/api/cases/{number}/withdraw", withdraw)
+    router.add_post("/api/cases/{number}/rate", rate)
+    router.add_post("/api/cases/{number}/decide", decide)
+    router.add_get("/api/materials/reusable", reusable)
+    router.add_get("/api/bundles", list_bundles)
+    router.add_get("/api/bundles/{code}/checklist", bundle_checklist)
+    router.add_post("/api/bundles/{code}", create_bundle)
+    router.add_get("/api/bundles/{number}", bundle_detail)
+    router.add_post("/api/bundles/{number}/deliver", deliver_bundle)
     router.add_get("/api/blobs/{hash}", blob)
     router.add_get("/api/sync", sync_status)
     router.add_post("/api/sync/now", sync_now)

@@ -11,7 +11,10 @@ Routes: ``/login`` ``/logout`` ``/password``; ``/`` → 新建办件; ``/new`` (
 ``/new/{code}`` (the application form, POST: 收件 → receipt); ``/cases`` (办件列表),
 ``/cases/{n}`` (办件详情, POST ``…/deliver``: 出件), ``/cases/{n}/receipt`` (受理回执),
 ``/cases/{n}/result`` (办理结果, printable), ``/cases/{n}/stamp`` (what the case page
-polls); ``/quarantine`` (隔离区, POST ``…/{id}/release``); ``/sync-bar`` (the bar alone).
+polls), POST ``/cases/{n}/act/{withdraw|rate|decide}`` (撤回, 好差评, 即办);
+``/supplement`` (补齐补正: ID check, then POST ``/supplement/{n}`` with the scans);
+``/bundles/{code}/new`` and ``/bundles/{n}`` (一件事一次办, POST ``…/deliver``);
+``/quarantine`` (隔离区, POST ``…/{id}/release``); ``/sync-bar`` (the bar alone).
 """
 
 from __future__ import annotations
@@ -28,11 +31,18 @@ from protocol.case import CHINA_TIME, RESULT_CODES, CaseState, day_of
 from protocol.http import web as shared
 from protocol.ids import division
 
-from .api import read_application
+from .api import check_form_csrf, read_application, read_multipart
 from .app import current_session, read_form, render
 from .appkeys import AUTH, CTX, SESSION_COOKIE, TEMPLATES
-from .services import cases, matters, status
-from .services.accept import ID_TYPES, MODE_LABELS, Application, accept_application
+from .services import bundles, cases, matters, status, window
+from .services.accept import (
+    ID_TYPES,
+    MODE_LABELS,
+    Application,
+    MaterialInput,
+    accept_application,
+    reusable_materials,
+)
 from .services.errors import ServiceError
 from .services.folding import calendar_for, promised
 from .storage import SessionRow
@@ -41,6 +51,7 @@ APP_TITLE: Final = "综合窗口"
 NAV: Final = (
     {"key": "new", "label": "新建办件", "href": "/new"},
     {"key": "cases", "label": "办件列表", "href": "/cases"},
+    {"key": "supplement", "label": "补齐补正", "href": "/supplement"},
     {"key": "quarantine", "label": "隔离区", "href": "/quarantine"},
 )
 PAGE_SIZE: Final = 50
@@ -209,7 +220,15 @@ async def pick_matter(request: web.Request, session: SessionRow) -> web.StreamRe
     ctx = request.app[CTX]
     query = request.query.get("q", "").strip()[:50]
     found = matters.search_matters(ctx, query, limit=500)
-    return await page(request, session, "new_pick.html", active="new", query=query, matters=found)
+    return await page(
+        request,
+        session,
+        "new_pick.html",
+        active="new",
+        query=query,
+        matters=found,
+        bundles=bundles.list_bundles(ctx),
+    )
 
 
 def _blank_values(ctx_station: str) -> dict[str, Any]:
@@ -262,6 +281,7 @@ async def _application_page(
     values: dict[str, Any],
     errors: dict[str, str],
     status_code: int = 200,
+    reusable: dict[str, list[dict[str, Any]]] | None = None,
 ) -> web.Response:
     ctx = request.app[CTX]
     matter = matters.matter_detail(ctx, code)
@@ -291,6 +311,7 @@ async def _application_page(
         stations=stations,
         today=day_of(ctx.now()).isoformat(),
         latest=latest,
+        reusable=reusable,
     )
 
 
@@ -320,6 +341,25 @@ async def submit_application(request: web.Request, session: SessionRow) -> web.S
             request, session, code, values, {field: exc.message}, status_code=exc.status
         )
     return shared.see_other(f"/cases/{quote(receipt['number'])}/receipt")
+
+
+@clerk_page
+async def find_reusable(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    """只提交一次材料: the form posted back with the applicant's earlier licence scans (证照)
+    offered beside each material of the same licence type."""
+    code = request.match_info["code"]
+    ctx = request.app[CTX]
+    application = await read_application(request, form_csrf=True)
+    found = await reusable_materials(ctx, application.applicant.id_number)
+    matter = matters.matter_detail(ctx, code)
+    offered = {
+        m["id"]: [r for r in found if r["licence_type"] == m["licence_type"]]
+        for m in matter["materials"]
+        if m["licence_type"]
+    }
+    return await _application_page(
+        request, session, code, _values_of(application), {}, reusable=offered
+    )
 
 
 # -- 办件 ------------------------------------------------------------------------------------
@@ -508,6 +548,205 @@ async def deliver(request: web.Request, session: SessionRow) -> web.StreamRespon
     return shared.see_other(f"/cases/{quote(number)}?done=delivered")
 
 
+# -- 一件事一次办 -------------------------------------------------------------------------------
+
+
+@clerk_page
+async def bundle_form(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    checklist = bundles.bundle_checklist(request.app[CTX], request.match_info["code"])
+    return await page(
+        request,
+        session,
+        "bundle_form.html",
+        active="new",
+        b=checklist,
+        id_types=list(ID_TYPES.items()),
+        error="",
+    )
+
+
+@clerk_page
+async def bundle_submit(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    code = request.match_info["code"]
+    ctx = request.app[CTX]
+    try:
+        application = await read_application(request, form_csrf=True)
+        detail = await bundles.accept_bundle(ctx, code, application, session.clerk)
+    except ServiceError as exc:
+        if exc.reason in ("csrf_failed", "no_such_bundle"):
+            raise
+        return await page(
+            request,
+            session,
+            "bundle_form.html",
+            active="new",
+            status_code=exc.status,
+            b=bundles.bundle_checklist(ctx, code),
+            id_types=list(ID_TYPES.items()),
+            error=exc.message,
+        )
+    return await _bundle_page(request, session, detail["number"], query_code=detail["query_code"])
+
+
+async def _bundle_page(
+    request: web.Request,
+    session: SessionRow,
+    number: str,
+    *,
+    query_code: str = "",
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> web.Response:
+    detail = await bundles.bundle_detail(request.app[CTX], number)
+    return await page(
+        request,
+        session,
+        "bundle.html",
+        active="cases",
+        status_code=status_code,
+        b=detail,
+        query_code=query_code,
+        done=request.query.get("done", ""),
+        errors=errors or {},
+        methods=[(m, m) for m in cases.DELIVERY_METHODS],
+    )
+
+
+@clerk_page
+async def bundle_page(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    return await _bundle_page(request, session, request.match_info["number"])
+
+
+@clerk_page
+async def bundle_deliver(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    number = request.match_info["number"]
+    form = await read_form(request)
+    try:
+        await bundles.deliver_bundle(
+            request.app[CTX],
+            number,
+            collector=_text(form, "collector"),
+            method=_text(form, "method"),
+            clerk=session.clerk,
+        )
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        return await _bundle_page(
+            request, session, number, errors={"deliver": exc.message}, status_code=exc.status
+        )
+    return shared.see_other(f"/bundles/{quote(number)}?done=1")
+
+
+# -- 补齐补正, and the window's acts on a case ------------------------------------------------
+
+
+@clerk_page
+async def supplement_form(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    values = {"number": request.query.get("number", "")[:40]}
+    return await page(
+        request,
+        session,
+        "supplement.html",
+        active="supplement",
+        values=values,
+        errors={},
+        found=None,
+        error="",
+    )
+
+
+@clerk_page
+async def supplement_lookup(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    form = await read_form(request)
+    values = {"number": _text(form, "number")}
+    try:
+        found = await window.find_waiting(
+            request.app[CTX], values["number"], _raw(form, "id_number"), session.token_hash
+        )
+    except ServiceError as exc:
+        return await page(
+            request,
+            session,
+            "supplement.html",
+            active="supplement",
+            status_code=exc.status,
+            values=values,
+            errors={},
+            found=None,
+            error=exc.message,
+        )
+    return await page(
+        request,
+        session,
+        "supplement.html",
+        active="supplement",
+        values=values,
+        errors={},
+        found=found,
+        error="",
+    )
+
+
+@clerk_page
+async def supplement_submit(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    number = request.match_info["number"]
+    if request.content_type != "multipart/form-data":
+        raise ServiceError("unsupported_media_type", "请以 multipart/form-data 提交。", status=415)
+    fields, files = await read_multipart(request)
+    check_form_csrf(request, fields.get("csrf_token"))
+    await window.supplement(
+        request.app[CTX],
+        number,
+        tuple(MaterialInput(mid, "provided", tuple(f)) for mid, f in files.items()),
+        session.token_hash,
+        note=fields.get("note", ""),
+        clerk=session.clerk,
+    )
+    return shared.see_other(f"/cases/{quote(number)}?done=supplemented")
+
+
+@clerk_page
+async def case_act(request: web.Request, session: SessionRow) -> web.StreamResponse:
+    """撤回, 好差评 and 即办 from the case page."""
+    number, action = request.match_info["number"], request.match_info["action"]
+    form = await read_form(request)
+    ctx = request.app[CTX]
+    try:
+        if action == "withdraw":
+            await window.withdraw(ctx, number, _text(form, "reason"), session.clerk)
+        elif action == "rate":
+            score = _text(form, "score")
+            await window.rate(
+                ctx,
+                number,
+                int(score) if score.isdigit() else 0,
+                _text(form, "comment"),
+                session.clerk,
+            )
+        elif action == "decide":
+            code = _text(form, "result_code") or "0"
+            await window.decide_on_the_spot(
+                ctx,
+                number,
+                result_code=int(code) if code.isdigit() else -1,
+                reason=_text(form, "reason"),
+                licence_no=_text(form, "licence_no"),
+                clerk=session.clerk,
+            )
+        else:
+            raise ServiceError("not_found", "没有该操作。", status=404)
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        return await _case_page(
+            request, session, number, errors={action: exc.message}, status_code=exc.status
+        )
+    if action == "decide":  # 立等可取: straight to the printable result
+        return shared.see_other(f"/cases/{quote(number)}/result")
+    return shared.see_other(f"/cases/{quote(number)}?done={action}")
+
+
 # -- 隔离区 and the sync bar --------------------------------------------------------------------
 
 
@@ -572,12 +811,21 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/new", pick_matter)
     r.add_get("/new/{code}", application_form)
     r.add_post("/new/{code}", submit_application)
+    r.add_post("/new/{code}/reusable", find_reusable)
     r.add_get("/cases", case_list)
     r.add_get("/cases/{number}", case_page)
     r.add_get("/cases/{number}/stamp", case_stamp)
     r.add_get("/cases/{number}/receipt", receipt_page)
     r.add_get("/cases/{number}/result", result_page)
     r.add_post("/cases/{number}/deliver", deliver)
+    r.add_post("/cases/{number}/act/{action}", case_act)
+    r.add_get("/supplement", supplement_form)
+    r.add_get("/bundles/{code}/new", bundle_form)
+    r.add_post("/bundles/{code}/new", bundle_submit)
+    r.add_get("/bundles/{number}", bundle_page)
+    r.add_post("/bundles/{number}/deliver", bundle_deliver)
+    r.add_post("/supplement", supplement_lookup)
+    r.add_post("/supplement/{number}", supplement_submit)
     r.add_get("/quarantine", quarantine)
     r.add_post("/quarantine/{id}/release", release)
     r.add_get("/sync-bar", sync_bar)

@@ -35,7 +35,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,7 +44,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from protocol.config import parse_signed
+from protocol.config import Federation, parse_signed
 from protocol.errors import ProtocolError
 from protocol.event import Event
 from protocol.http.backoff import Backoff
@@ -86,6 +86,32 @@ def _read_range(path: Path, offset: int, size: int) -> bytes:
         return f.read(size)
 
 
+def _verified(
+    federation: Federation, events: Iterable[Event], refused: list[Refused]
+) -> list[Event]:
+    """The events whose signature checks against the author's key valid at their ``ts``;
+    the others are appended to ``refused``."""
+    accepted: list[Event] = []
+    for event in events:
+        try:
+            event.verify(federation.member_key(event.author, event.sig.kid, event.at))
+        except ProtocolError as exc:
+            refused.append(
+                Refused(
+                    event.id,
+                    event.author,
+                    event.seq,
+                    event.case,
+                    exc.reason,
+                    exc.detail,
+                    event.wire_bytes,
+                )
+            )
+            continue
+        accepted.append(event)
+    return accepted
+
+
 class SyncEngine:
     """Sync of one station with its parent hub."""
 
@@ -124,6 +150,7 @@ class SyncEngine:
         self._last_recorded: float | None = None
         ctx.wake = self.wake
         ctx.probe = self
+        ctx.fetch_case = self.fetch_case
 
     # -- what others see ---------------------------------------------------------------
 
@@ -408,24 +435,7 @@ class SyncEngine:
             return 0
         page, bad = FeedPage.decode(answer)
         refused = [Refused(r.id, r.author, r.seq, None, r.reason, r.detail, None) for r in bad]
-        accepted: list[Event] = []
-        for event in page.events:
-            try:
-                event.verify(federation.member_key(event.author, event.sig.kid, event.at))
-            except ProtocolError as exc:
-                refused.append(
-                    Refused(
-                        event.id,
-                        event.author,
-                        event.seq,
-                        event.case,
-                        exc.reason,
-                        exc.detail,
-                        event.wire_bytes,
-                    )
-                )
-                continue
-            accepted.append(event)
+        accepted = _verified(federation, page.events, refused)
         result = await store.store_feed_page(
             accepted, refused, page.cursor, refolder(federation), self.ctx.stamp()
         )
@@ -442,6 +452,24 @@ class SyncEngine:
                 refused=result.refused,
                 cases=len(result.cases),
             )
+        return len(result.stored)
+
+    async def fetch_case(self, number: str, id_hash: str) -> int:
+        """补齐补正 at a window that did not accept the case: fetch its events from the hub
+        (``POST /v1/cases/lookup``), verify and store them like feed events (the cursor
+        stays). Returns how many events were new here."""
+        federation = self.ctx.configs.require()
+        answer = await self._request("lookup", self.peer.case_for_window(number, id_hash))
+        raw = answer.get("events")
+        if not isinstance(raw, list):
+            raise PeerError(200, "bad_response", "events must be a list")
+        page, bad = FeedPage.decode({"cursor": "0", "events": raw, "more": False})
+        refused = [Refused(r.id, r.author, r.seq, None, r.reason, r.detail, None) for r in bad]
+        accepted = [e for e in _verified(federation, page.events, refused) if e.case == number]
+        result = await self.ctx.store.store_feed_page(
+            accepted, refused, None, refolder(federation), self.ctx.stamp()
+        )
+        log(logger, "case.fetched", case=number, stored=len(result.stored), refused=result.refused)
         return len(result.stored)
 
     async def _interruptible(self, call: Awaitable[T]) -> T | None:

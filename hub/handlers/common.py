@@ -32,6 +32,8 @@ STATUS: Final = {
     "bad_csrf": 403,
     "wrong_department": 403,
     "not_staff_here": 403,
+    "not_a_window": 403,
+    "not_waiting": 409,
     "no_such_case": 404,
     "no_such_blob": 404,
     "not_found": 404,

@@ -12,6 +12,7 @@ from protocol.http.server import read_json_body
 from protocol.sync import MAX_BATCH_BYTES
 
 from ..services import feed as feeds
+from ..services.cases import case_for_window
 from ..services.config import config_answer, offer_config
 from ..services.push import receive_push
 from ..services.status import health
@@ -56,6 +57,25 @@ async def feed(request: web.Request) -> web.Response:
     if len(page.wires) > 4:
         response.enable_compression()
     return response
+
+
+MAX_LOOKUP_BYTES: Final = 4 * 1024
+
+
+async def case_lookup(request: web.Request) -> web.Response:
+    """``POST /v1/cases/lookup``: a case waiting for 补正/补办, for the window where the
+    applicant came with their ID (see :func:`~hub.services.cases.case_for_window`)."""
+    hub = hub_of(request)
+    member = await authenticate_member(request, MAX_LOOKUP_BYTES)
+    obj = await read_json_body(request, MAX_LOOKUP_BYTES)
+    if not isinstance(obj, dict):
+        raise RemoteProtocolError("bad_request", "a lookup is a JSON object")
+    federation = hub.view.require()
+    wires = await case_for_window(
+        hub.store, federation, hub.me, member, obj.get("case"), obj.get("id_hash")
+    )
+    body = b'{"events":[' + b",".join(wires) + b"]}"
+    return web.Response(body=body, content_type="application/json")
 
 
 async def get_config(request: web.Request) -> web.Response:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from protocol.case import Case, CaseFolder, CaseRejected
+from protocol.case import Case, CaseFolder, CaseRejected, CaseState
 from protocol.config import Federation
+from protocol.errors import RemoteProtocolError
 from protocol.event import Event
+from protocol.ids import CASE_RE
 
 from ..storage import HubStore
 from ..storage.store import CaseRecord
@@ -107,3 +110,44 @@ def fold_txn(
         return FoldOutcome(case, exc)
     store.save_case_txn(c, _record(new, record, at))
     return FoldOutcome(new)
+
+
+#: Where a window other than the accepting one may fetch a case: waiting for the applicant.
+WAITING = frozenset({CaseState.CORRECTION, CaseState.AWAITING_SUPPLEMENT})
+
+
+async def case_for_window(
+    store: HubStore, federation: Federation, me: str, member: str, number: Any, id_hash: Any
+) -> list[bytes]:
+    """补齐补正 at any window: the events of case ``number`` for station ``member``, when the
+    applicant's ID hash (checked at that window) matches and the case waits for 补正/补办.
+
+    Every miss answers the same ``no_such_case``, so a window learns nothing of cases whose
+    applicant is not in front of it; only the events of that one case are returned, in an
+    order that folds (the ones this hub's fold refuses are left out).
+    """
+    station = federation.home.members.get(member)
+    if station is None or "station" not in station.roles:
+        raise RemoteProtocolError("not_a_window", f"{member} is not a window")
+    if station.parent != me:
+        raise RemoteProtocolError("not_a_child", f"{member} asks its own parent hub, not {me}")
+    if not isinstance(number, str) or not CASE_RE.match(number):
+        raise RemoteProtocolError("bad_request", "case must be a case number")
+    if not isinstance(id_hash, str) or len(id_hash) != 64:
+        raise RemoteProtocolError("bad_request", "id_hash must be a hex sha256")
+    held = await store.events_of_case(number)
+    folder = CaseFolder(federation)
+    case: Case | None = None
+    wires: list[bytes] = []
+    for item in sorted(held, key=lambda e: e.type != "case.submitted"):
+        event = Event.from_json(item.wire)
+        try:
+            case = folder.apply(case, event)
+        except CaseRejected:
+            continue
+        wires.append(item.wire)
+    if case is None or case.applicant.id_hash != id_hash:
+        raise RemoteProtocolError("no_such_case", "no case waiting for this applicant here")
+    if case.state not in WAITING:
+        raise RemoteProtocolError("not_waiting", f"the case is {case.state.label}, not 补正/待补办")
+    return wires

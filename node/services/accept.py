@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import segno
 
 from protocol.case import CaseFolder, CaseRejected, day_of, submitted_to
-from protocol.config import Federation, Matter
+from protocol.config import Federation, Material, Matter
 from protocol.errors import ProtocolError
 from protocol.event import Event
 from protocol.ids import case_number, division
@@ -80,6 +81,7 @@ class MaterialInput:
     id: str
     mode: str = "provided"
     files: tuple[UploadedFile, ...] = ()
+    reuse: tuple[str, ...] = ()  # 只提交一次材料: hashes of earlier scans held here
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class _Checked:
     authority: str
     body: dict[str, Any]
     files: list[tuple[str, UploadedFile]] = field(default_factory=list)  # (hash, file)
+    reused: list[str] = field(default_factory=list)  # earlier scans held here
 
 
 def _person(person: Person, where: str) -> tuple[str, str, str]:
@@ -146,7 +149,14 @@ def _scope_refusal(matter: Matter, window: str) -> ServiceError:
     )
 
 
-def _check(ctx: NodeContext, federation: Federation, app: Application) -> _Checked:
+def _check(
+    ctx: NodeContext,
+    federation: Federation,
+    app: Application,
+    reusable: Mapping[str, str] | None = None,
+) -> _Checked:
+    """Every window-side check of ``app``; ``reusable`` maps the hashes of this applicant's
+    earlier scans held here to their licence type (只提交一次材料)."""
     station = ctx.station.id
     found = federation.matter(app.matter)
     if found is None:
@@ -206,6 +216,7 @@ def _check(ctx: NodeContext, federation: Federation, app: Application) -> _Check
         )
     entries: list[dict[str, Any]] = []
     files: list[tuple[str, UploadedFile]] = []
+    reused: list[str] = []
     missing: list[str] = []
     for spec in matter.materials:
         item = given.get(spec.id)
@@ -236,6 +247,11 @@ def _check(ctx: NodeContext, federation: Federation, app: Application) -> _Check
             if digest not in hashes:
                 hashes.append(digest)
                 files.append((digest, upload))
+        for digest in item.reuse if item is not None and mode == "provided" else ():
+            _check_reuse(spec, digest, reusable or {})
+            if digest not in hashes:
+                hashes.append(digest)
+                reused.append(digest)
         entries.append({"id": spec.id, "name": spec.name, "mode": mode, "blobs": hashes})
     if missing:
         raise refused(
@@ -274,7 +290,26 @@ def _check(ctx: NodeContext, federation: Federation, app: Application) -> _Check
     note = app.note.strip()
     if note:
         body["note"] = note[:500]
-    return _Checked(matter, authority, body, files)
+    return _Checked(matter, authority, body, files, reused)
+
+
+def _check_reuse(spec: Material, digest: str, reusable: Mapping[str, str]) -> None:
+    """只提交一次材料: an earlier scan stands in for a new one only for a licence-type
+    material (证照: ID card, business licence …), of the same licence type, that this
+    applicant handed in at this station before (the original is still checked when the
+    catalog asks for it)."""
+    if not spec.licence_type:
+        raise refused(
+            "not_reusable",
+            f"材料「{spec.name}」不是证照类材料，不能复用以前的扫描件，请重新提交。",
+            field=spec.id,
+        )
+    if reusable.get(digest) != spec.licence_type:
+        raise refused(
+            "not_reusable",
+            f"没有找到该申请人以前在本站提交的「{spec.licence_type}」，请重新扫描。",
+            field=spec.id,
+        )
 
 
 def _sign(
@@ -310,7 +345,8 @@ async def accept_application(
 ) -> dict[str, Any]:
     """Accept ``app`` at this window; returns the receipt (see :func:`receipt`)."""
     federation = ctx.configs.require()
-    checked = _check(ctx, federation, app)
+    reusable = await reusable_materials(ctx, app.applicant.id_number)
+    checked = _check(ctx, federation, app, {r["hash"]: r["licence_type"] for r in reusable})
     now = ctx.now()
     ts = now.isoformat(timespec="seconds")
     day = day_of(now).strftime("%Y%m%d")
@@ -340,7 +376,7 @@ async def accept_application(
         day,
         make,
         private,
-        [digest for digest, _ in checked.files],
+        [digest for digest, _ in checked.files] + checked.reused,
         at,
     )
     log(
@@ -355,6 +391,39 @@ async def accept_application(
     )
     ctx.wake()
     return receipt(record, federation, code)
+
+
+async def reusable_materials(ctx: NodeContext, id_number: str) -> list[dict[str, Any]]:
+    """只提交一次材料: the licence-type scans (证照) this applicant handed in at this station
+    before, newest first, one entry per file held here."""
+    number = normalize_id(id_number)
+    if not number:
+        return []
+    out: dict[str, dict[str, Any]] = {}
+    for record in await ctx.store.cases_of_applicant(id_hash(number)):
+        types = {
+            m["id"]: m.get("licence_type", "")
+            for m in record.snapshot.get("terms", {}).get("materials", [])
+        }
+        for material in record.snapshot.get("materials", []):
+            licence = types.get(material["id"], "")
+            for digest in material.get("blobs", []) if licence else ():
+                row = await ctx.store.blob(digest)
+                if digest in out or row is None:
+                    continue
+                out[digest] = {
+                    "hash": digest,
+                    "licence_type": licence,
+                    "material": material["id"],
+                    "material_name": material["name"],
+                    "file_name": row.name,
+                    "size": row.size,
+                    "mime": row.mime,
+                    "case": record.number,
+                    "matter_name": record.matter_name,
+                    "received": record.received,
+                }
+    return list(out.values())
 
 
 def _safe_name(name: str) -> str:

@@ -16,6 +16,7 @@ from protocol.seal import result_text, verify_result
 from ..logs import log
 from ..privacy import id_hash, mask_id, normalize_id
 from ..storage import CaseRecord, ClerkRow, StoredEvent
+from ..storage.store import MakeCaseEvent
 from .accept import receipt
 from .context import NodeContext
 from .errors import ServiceError, not_found, refused
@@ -25,6 +26,29 @@ from .messages import refusal
 logger = logging.getLogger("node.cases")
 
 DELIVERY_METHODS = ("窗口领取", "代为领取", "邮寄送达", "电子送达")
+#: States a case may be withdrawn from (before the decision), decided in, supplemented in.
+OPEN = frozenset(
+    s.value
+    for s in (
+        CaseState.SUBMITTED,
+        CaseState.CORRECTION,
+        CaseState.ACCEPTED,
+        CaseState.IN_REVIEW,
+        CaseState.AWAITING_SUPPLEMENT,
+        CaseState.SUSPENDED,
+    )
+)
+DECIDABLE = frozenset(
+    s.value for s in (CaseState.SUBMITTED, CaseState.ACCEPTED, CaseState.IN_REVIEW)
+)
+WAITING = frozenset(s.value for s in (CaseState.CORRECTION, CaseState.AWAITING_SUPPLEMENT))
+
+
+def _delegated_here(federation: Federation, code: str, me: str) -> bool:
+    found = federation.matter(code)
+    return found is not None and found[1].delegated(me)
+
+
 _ID_LIKE = re.compile(r"^(?:[0-9]{17}[0-9Xx]|[0-9]{15})\Z")
 
 
@@ -159,7 +183,17 @@ async def case_detail(ctx: NodeContext, number: str) -> dict[str, Any]:
         "timeline": timeline,
         "arrived": arrived_at(held, record.snapshot),  # 已送达审批部门
         "result": _result(held, federation),
-        "actions": {"deliver": can_deliver, "delivery_methods": list(DELIVERY_METHODS)},
+        "actions": {
+            "deliver": can_deliver,
+            "delivery_methods": list(DELIVERY_METHODS),
+            "withdraw": record.window == me and record.state in OPEN,
+            "rate": record.state in (CaseState.DELIVERED.value, CaseState.RATED.value),
+            "decide": record.window == me
+            and record.state in DECIDABLE
+            and federation is not None
+            and _delegated_here(federation, record.matter, me),
+            "supplement": record.state in WAITING,
+        },
     }
     if record.window == me and federation is not None:
         private = await ctx.store.case_private(number)  # the query code is kept here only
@@ -222,23 +256,31 @@ async def deliver(
     if note.strip():
         body["note"] = note.strip()[:500]
     to = [record.authority] + ([record.window] if record.window != me else [])
-    ts = now.isoformat(timespec="seconds")
+    event, _ = await sign_on_case(ctx, federation, number, "case.delivered", body, to)
+    log(logger, "case.delivered", case=number, seq=event.seq, method=method)
+    return await case_detail(ctx, number)
+
+
+def case_maker(
+    ctx: NodeContext,
+    federation: Federation,
+    number: str,
+    type: str,
+    body: dict[str, Any],
+    to: list[str],
+) -> MakeCaseEvent:
+    """The store callback that signs the next event of a case, folded on its events as
+    stored (a refusal of the fold becomes the clerk's Chinese message)."""
+    me = ctx.station.id
+    ts = ctx.now().isoformat(timespec="seconds")
     folder = CaseFolder(federation)
 
     def make(held: list[StoredEvent], seq: int, prev: str | None) -> tuple[Event, CaseRecord]:
         case, _ = refold_case(folder, held)
         if case is None:
-            raise ServiceError("no_such_case", "该办件的记录不完整，不能出件。", status=409)
+            raise ServiceError("no_such_case", "该办件的记录不完整，不能办理。", status=409)
         event = Event.create(
-            ctx.key,
-            author=me,
-            seq=seq,
-            prev=prev,
-            ts=ts,
-            type="case.delivered",
-            case=number,
-            to=to,
-            body=body,
+            ctx.key, author=me, seq=seq, prev=prev, ts=ts, type=type, case=number, to=to, body=body
         )
         try:
             folded = folder.apply(case, event)
@@ -246,7 +288,28 @@ async def deliver(
             raise refusal(exc) from None
         return event, case_record(folded, federation)
 
-    event, _ = await ctx.store.append_to_case(number, make, ctx.stamp())
-    log(logger, "case.delivered", case=number, seq=event.seq, method=method)
+    return make
+
+
+async def sign_on_case(
+    ctx: NodeContext,
+    federation: Federation,
+    number: str,
+    type: str,
+    body: dict[str, Any],
+    to: list[str],
+    blob_hashes: list[str] | None = None,
+) -> tuple[Event, CaseRecord]:
+    """Sign, fold and store the window's next event of a case; wake the sync."""
+    make = case_maker(ctx, federation, number, type, body, to)
+    done = await ctx.store.append_to_case(number, make, ctx.stamp(), blob_hashes or ())
     ctx.wake()
-    return await case_detail(ctx, number)
+    return done
+
+
+def recipients(record: CaseRecord, me: str) -> list[str]:
+    """Who must fold a window's act: the authority, and the accepting and pickup windows
+    when they are not this one."""
+    return list(
+        dict.fromkeys(a for a in (record.authority, record.window, record.pickup) if a != me)
+    )

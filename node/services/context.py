@@ -4,7 +4,7 @@ federation config in force, and a way to wake the sync engine."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -148,6 +148,9 @@ class NodeContext:
     clock: Clock = utc_now
     wake: Callable[[], None] = field(default=lambda: None)
     probe: SyncProbe | None = None
+    #: Fetch a case waiting for 补正/补办 from the parent hub (case number, applicant's ID
+    #: hash) and store its events; set by the sync engine. None: no hub to ask.
+    fetch_case: Callable[[str, str], Awaitable[int]] | None = None
 
     def now(self) -> datetime:
         """The current instant in China time (what events and receipts show)."""

@@ -77,7 +77,12 @@ def search_matters(ctx: NodeContext, query: str = "", limit: int = 50) -> list[d
         authority = authority_here(federation, matter, ctx.station.id)
         if authority is None:
             continue
-        found.append(matter_summary(federation, matter, authority))
+        found.append(
+            {
+                **matter_summary(federation, matter, authority),
+                "decide_here": matter.delegated(ctx.station.id),
+            }
+        )
         if len(found) >= limit:
             break
     return found
@@ -97,4 +102,6 @@ def matter_detail(ctx: NodeContext, code: str) -> dict[str, Any]:
             f"本窗口不在事项「{matter.name}」的受理范围内（{SCOPE_LABELS[matter.scope]}）。",
             status=422,
         )
-    return matter_detail_dict(federation, matter, authority)
+    out = matter_detail_dict(federation, matter, authority)
+    out["decide_here"] = matter.delegated(ctx.station.id)  # 即办: this window decides it
+    return out

@@ -33,6 +33,12 @@ _MESSAGES = {
     "illegal_transition": "办件当前状态不允许此操作。",
     "bad_body": "申请数据不完整或格式有误。",
     "bad_ts": "本机时间异常，请检查电脑时钟。",
+    "not_delegated": "该事项未下放本窗口即办，须由审批部门审批。",
+    "not_a_window": "本站点不是窗口，不能办理该操作。",
+    "unknown_staff": "当前窗口人员未列入联邦配置的工作人员名单。",
+    "missing_reason": "须写明理由。",
+    "rating_changed": "评价不能修改，只能追加新的评价。",
+    "materials_outstanding": "尚有容缺材料未补齐，不能出证。",
 }
 
 

@@ -6,6 +6,7 @@ from .db import Database, head_revision, make_engine
 from .records import (
     Backlog,
     BlobRow,
+    BundleRow,
     CaseFolded,
     CaseRecord,
     ClerkRow,
@@ -25,6 +26,7 @@ from .store import Store, StoreError
 __all__ = [
     "Backlog",
     "BlobRow",
+    "BundleRow",
     "CaseFolded",
     "CaseRecord",
     "ClerkRow",

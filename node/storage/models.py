@@ -231,3 +231,15 @@ track_attempts = Table(
     Column("at", Float, nullable=False),
     Index("ix_track_attempts_key_at", "key", "at"),
 )
+
+#: 一件事一次办: a bundle's parent number (taken from the day's case numbers, never an event
+#: of its own) and its children, one case per matter, each carrying ``body.bundle``.
+bundles = Table(
+    "bundles",
+    metadata,
+    Column("number", String(40), primary_key=True),
+    Column("code", String(50), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("children", Text, nullable=False),  # JSON list of child case numbers
+    Column("created_at", String(40), nullable=False),
+)

@@ -30,6 +30,17 @@ class CaseRecord:
 
 
 @dataclass(frozen=True)
+class BundleRow:
+    """一件事: the parent number a window gave a bundle and its child cases."""
+
+    number: str
+    code: str
+    name: str
+    children: list[str]
+    created_at: str
+
+
+@dataclass(frozen=True)
 class PrivateData:
     """What only this station keeps: the full ID numbers, a phone number, the query code."""
 

@@ -22,6 +22,7 @@ from .db import Database, note
 from .models import (
     blob_uploads,
     blobs,
+    bundles,
     case_counters,
     case_private,
     cases,
@@ -37,6 +38,7 @@ from .models import (
 from .records import (
     Backlog,
     BlobRow,
+    BundleRow,
     CaseFolded,
     CaseRecord,
     ClerkRow,
@@ -155,15 +157,10 @@ class Store:
         blob_hashes: Sequence[str],
         at: str,
     ) -> tuple[Event, CaseRecord]:
-        last = conn.execute(select(case_counters.c.last).where(case_counters.c.day == day))
-        n = (last.scalar() or 0) + 1
+        n = self._next_number_txn(conn, day)
         head_seq, head_id = self._head_txn(conn)
         event, record = make(n, head_seq + 1, head_id)
         self._append_own_txn(conn, event, head_seq, head_id, at)
-        if n == 1:
-            conn.execute(insert(case_counters).values(day=day, last=n))
-        else:
-            conn.execute(update(case_counters).where(case_counters.c.day == day).values(last=n))
         self._put_case_txn(conn, record, at)
         conn.execute(
             insert(case_private).values(
@@ -179,20 +176,116 @@ class Store:
         return event, record
 
     async def append_to_case(
-        self, case_no: str, make: MakeCaseEvent, at: str
+        self, case_no: str, make: MakeCaseEvent, at: str, blob_hashes: Sequence[str] = ()
     ) -> tuple[Event, CaseRecord]:
-        """Sign and store the next event of a case, decided on its events as stored now."""
-        return await self.db.write(self._append_to_case_txn, case_no, make, at)
+        """Sign and store the next event of a case, decided on its events as stored now
+        (with the uploads of the materials it names)."""
+        done = await self.db.write(self._append_to_case_txn, case_no, [make], at, blob_hashes)
+        return done[-1]
+
+    async def append_all_to_case(
+        self, case_no: str, makes: Sequence[MakeCaseEvent], at: str
+    ) -> list[tuple[Event, CaseRecord]]:
+        """Several events of one case in one transaction (即办: 受理 then 办结), each made on
+        the events stored before it."""
+        return await self.db.write(self._append_to_case_txn, case_no, list(makes), at, ())
 
     def _append_to_case_txn(
-        self, conn: Connection, case_no: str, make: MakeCaseEvent, at: str
-    ) -> tuple[Event, CaseRecord]:
-        held = self._case_events_txn(conn, case_no)
-        head_seq, head_id = self._head_txn(conn)
-        event, record = make(held, head_seq + 1, head_id)
-        self._append_own_txn(conn, event, head_seq, head_id, at)
-        self._put_case_txn(conn, record, at)
-        return event, record
+        self,
+        conn: Connection,
+        case_no: str,
+        makes: list[MakeCaseEvent],
+        at: str,
+        blob_hashes: Sequence[str],
+    ) -> list[tuple[Event, CaseRecord]]:
+        done = []
+        for make in makes:
+            held = self._case_events_txn(conn, case_no)
+            head_seq, head_id = self._head_txn(conn)
+            event, record = make(held, head_seq + 1, head_id)
+            self._append_own_txn(conn, event, head_seq, head_id, at)
+            self._put_case_txn(conn, record, at)
+            done.append((event, record))
+        for blob in sorted(set(blob_hashes)):
+            self._want_upload_txn(conn, blob, at)
+        return done
+
+    async def open_bundle(
+        self,
+        day: str,
+        number_of: Callable[[int], str],
+        code: str,
+        name: str,
+        children: Sequence[tuple[MakeCase, PrivateData]],
+        blob_hashes: Sequence[str],
+        at: str,
+    ) -> tuple[str, list[tuple[Event, CaseRecord]]]:
+        """一件事: take the parent's number, open every child case, record the bundle, all
+        in one transaction. Returns the parent number and the children."""
+        return await self.db.write(
+            self._open_bundle_txn, day, number_of, code, name, list(children), blob_hashes, at
+        )
+
+    def _open_bundle_txn(
+        self,
+        conn: Connection,
+        day: str,
+        number_of: Callable[[int], str],
+        code: str,
+        name: str,
+        children: list[tuple[MakeCase, PrivateData]],
+        blob_hashes: Sequence[str],
+        at: str,
+    ) -> tuple[str, list[tuple[Event, CaseRecord]]]:
+        parent = number_of(self._next_number_txn(conn, day))
+        opened = [
+            self._open_case_txn(conn, day, make, private, blob_hashes, at)
+            for make, private in children
+        ]
+        conn.execute(
+            insert(bundles).values(
+                number=parent,
+                code=code,
+                name=name,
+                children=json.dumps([record.number for _, record in opened]),
+                created_at=at,
+            )
+        )
+        return parent, opened
+
+    def _next_number_txn(self, conn: Connection, day: str) -> int:
+        """Take the day's next case number (the n of ``<member>-<day>-<nnnn>``)."""
+        last = conn.execute(select(case_counters.c.last).where(case_counters.c.day == day))
+        n = (last.scalar() or 0) + 1
+        if n == 1:
+            conn.execute(insert(case_counters).values(day=day, last=n))
+        else:
+            conn.execute(update(case_counters).where(case_counters.c.day == day).values(last=n))
+        return int(n)
+
+    async def bundle(self, number: str) -> BundleRow | None:
+        return await self.db.read(self._bundle_txn, number)
+
+    def _bundle_txn(self, conn: Connection, number: str) -> BundleRow | None:
+        row = conn.execute(select(bundles).where(bundles.c.number == number)).first()
+        if row is None:
+            return None
+        return BundleRow(row.number, row.code, row.name, json.loads(row.children), row.created_at)
+
+    async def cases_of_applicant(self, id_hash: str, limit: int = 50) -> list[CaseRecord]:
+        """Cases of one applicant (by ID hash) held here, newest first."""
+        return await self.db.read(self._cases_of_applicant_txn, id_hash, limit)
+
+    def _cases_of_applicant_txn(
+        self, conn: Connection, id_hash: str, limit: int
+    ) -> list[CaseRecord]:
+        rows = conn.execute(
+            select(cases)
+            .where(cases.c.applicant_id_hash == id_hash)
+            .order_by(cases.c.received.desc(), cases.c.number.desc())
+            .limit(limit)
+        )
+        return [_case(row) for row in rows]
 
     def _append_own_txn(
         self, conn: Connection, event: Event, head_seq: int, head_id: str | None, at: str

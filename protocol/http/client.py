@@ -134,6 +134,15 @@ class PeerClient:
             return None
         return self._expect_object(status, answer)
 
+    async def case_for_window(self, number: str, id_hash: str) -> dict[str, Any]:
+        """POST /v1/cases/lookup: the events of a case waiting for 补正 or 补办, for a window
+        where the applicant came to supplement (``id_hash``: the applicant's ID, checked at
+        the window). The hub answers 404 ``no_such_case`` unless the ID matches."""
+        body = gzip.compress(canonical({"case": number, "id_hash": id_hash}), mtime=0)
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        status, answer = await self._request("POST", self.url("/v1/cases/lookup"), headers, body)
+        return self._expect_object(status, answer)
+
     def _expect_object(self, status: int, answer: Any) -> dict[str, Any]:
         if not isinstance(answer, dict):
             raise PeerError(status, "bad_response", "expected a JSON object")
