@@ -597,8 +597,8 @@ class CaseFolder:
             raise _reject("unknown_staff", f"{by[:50]!r} is not staff of {event.author}")
         if side == "authority" and staff.department != department_of(case.authority):
             raise _reject("wrong_department", f"{by} does not work at {case.authority}")
-        if not staff.active:
-            raise _reject("inactive_staff", f"{by} is no longer active")
+        if not staff.active_at(event.at):
+            raise _reject("inactive_staff", f"{by} was not active at {event.ts}")
         return staff
 
     @staticmethod

@@ -528,8 +528,36 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class PasswordReset:
+    """An operator's password reset: the argon2 hash of a one-time password, from ``at``.
+
+    The hub where the staff member works replaces their stored password with it at the next
+    login attempt if its own password was set before ``at``.
+    """
+
+    at: datetime
+    hash: str
+
+    @classmethod
+    def parse(cls, obj: Any, where: str) -> PasswordReset:
+        obj = _obj(obj, where)
+        digest = _str(obj, "hash", where, max_len=300)
+        if not digest.startswith("$argon2"):
+            raise _err("bad_config", f"{where}.hash must be an argon2 hash")
+        return cls(_ts(obj, "at", where), digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": _iso(self.at), "hash": self.hash}
+
+
+@dataclass(frozen=True)
 class Staff:
-    """A reviewer or clerk account: where they work, their department and roles."""
+    """A reviewer or clerk account: where they work, their department and roles.
+
+    ``disabled_at`` makes the account's validity time-aware, like a key's: acts signed
+    before it stay valid when a later config disables the account (a refold must not
+    undo history); an inactive account without it (older configs) is inactive throughout.
+    """
 
     id: str
     name: str
@@ -537,6 +565,18 @@ class Staff:
     department: str | None
     roles: tuple[str, ...]
     active: bool = True
+    disabled_at: datetime | None = None
+    password_reset: PasswordReset | None = None
+
+    def __post_init__(self) -> None:
+        if self.active and self.disabled_at is not None:
+            raise _err("bad_config", f"staff {self.id}: an active account has no disabled_at")
+
+    def active_at(self, at: datetime) -> bool:
+        """Whether the account could act at ``at``."""
+        if self.disabled_at is not None:
+            return at < self.disabled_at
+        return self.active
 
     @classmethod
     def parse(cls, obj: Any, where: str) -> Staff:
@@ -547,6 +587,7 @@ class Staff:
         roles = _list(obj, "roles", where)
         if not all(isinstance(r, str) for r in roles):
             raise _err("bad_config", f"{where}.roles must be strings")
+        reset = obj.get("password_reset")
         return cls(
             id=_str(obj, "id", where, max_len=50),
             name=_str(obj, "name", where),
@@ -554,10 +595,14 @@ class Staff:
             department=dept,
             roles=tuple(roles),
             active=_bool(obj, "active", where, True),
+            disabled_at=_opt_ts(obj, "disabled_at", where),
+            password_reset=None
+            if reset is None
+            else PasswordReset.parse(reset, f"{where}.password_reset"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "member": self.member,
@@ -565,6 +610,11 @@ class Staff:
             "roles": list(self.roles),
             "active": self.active,
         }
+        if self.disabled_at is not None:
+            out["disabled_at"] = _iso(self.disabled_at)
+        if self.password_reset is not None:
+            out["password_reset"] = self.password_reset.to_dict()
+        return out
 
 
 class Freshness(enum.Enum):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -144,6 +145,29 @@ async def test_a_decision_from_the_feed_is_verified_folded_and_delivered(synced:
     assert [e.type for e in pushed] == ["case.submitted", "case.delivered"]
     assert pushed[1].to == ("2101:sfj",)
     assert pushed[1].body["collector"] == "张三" and pushed[1].body["clerk"] == "admin"
+
+
+async def test_a_later_config_does_not_undo_decisions_made_before_it(synced: Synced) -> None:
+    """Refolding under a new config judges staff and keys at each event's time: disabling
+    the reviewers and revoking the hub's key afterwards leaves the decided case decided."""
+    ctx, hub, engine = synced.ctx, synced.hub, synced.engine
+    number = (await accept_application(ctx, application()))["number"]
+    await sync(engine)
+    for event in HubSigner().accept_and_approve(number, VILLAGE, MONDAY):
+        hub.serve(event)
+    await sync(engine)
+    later = (MONDAY + timedelta(days=1)).isoformat()
+    obj = config_dict(ctx.key.public, serial=2)
+    for entry in obj["staff"]:
+        if entry["id"] in ("sfj-shouli", "sfj-shenhe"):
+            entry.update(active=False, disabled_at=later)
+    obj["revocations"] = [{"member": "2101", "revoked_at": later, "reason": "密钥泄露"}]
+    hub.config = sign_config(FederationConfig.parse(obj), key("root 2101"))
+    await sync(engine)
+    assert ctx.configs.home is not None and ctx.configs.home.serial == 2
+    detail = await cases.case_detail(ctx, number)
+    assert detail["case"]["state_label"] == "办结"
+    assert detail["result"]["seal"]["genuine"] is True
 
 
 async def test_feed_events_that_do_not_verify_are_quarantined(synced: Synced) -> None:

@@ -24,7 +24,7 @@ from protocol.case import (
     Who,
     submitted_to,
 )
-from protocol.config import Federation
+from protocol.config import Federation, FederationConfig
 from protocol.errors import RemoteProtocolError
 from protocol.event import Event
 from protocol.ids import member_of
@@ -56,6 +56,7 @@ from tests.protocol.fed import (
     federation,
     provided,
     sha,
+    shenyang_dict,
     submission,
 )
 
@@ -341,6 +342,27 @@ def test_fold_runs_events_in_order(make: Maker, folder: CaseFolder) -> None:
 )
 def test_authority_staff(by: Any, reason: str) -> None:
     Flow().reject(reason, "case.accepted", by=by)
+
+
+def test_staff_disabled_later_keeps_their_earlier_acts() -> None:
+    """A config that disables an account from a moment on judges each act at its own time:
+    refolding a case under it keeps what the account did before (node/sync refold_all)."""
+    obj = shenyang_dict()
+    for entry in obj["staff"]:
+        if entry["id"] == "sfj-shenhe":
+            entry.update(active=False, disabled_at="2026-11-02T12:00:00+08:00")
+    later = Federation(
+        FederationConfig.parse({**obj, "serial": obj["serial"] + 1}), F.peers
+    )
+    make = Maker()
+    submitted = make("case.submitted", VILLAGE, submission(ANNUAL), to=(SFJ,))
+    accepted = make("case.accepted", CITY, {"by": "sfj-shenhe"})  # 09:02, before 12:00
+    case = CaseFolder(later).fold([submitted, accepted])
+    assert case.state is S.ACCEPTED
+    step = make("case.step", CITY, {"by": "sfj-shenhe", "step": 0, "outcome": "pass"}, ts="2026-11-02T12:00:00+08:00")
+    with pytest.raises(CaseRejected) as caught:
+        CaseFolder(later).apply(case, step)
+    assert caught.value.reason == "inactive_staff"
 
 
 def test_any_window_may_be_another_station() -> None:

@@ -793,6 +793,20 @@ PARSE_ERRORS: list[tuple[str, Callable[[dict[str, Any]], object], str, str]] = [
         "unknown member 210199",
     ),
     ("staff twice", _set("staff.1.id", "s-001"), "duplicate", "staff 's-001'"),
+    (
+        "staff active but disabled_at",
+        _set("staff.0.disabled_at", "2026-11-20T09:00:00+08:00"),
+        "bad_config",
+        "an active account has no disabled_at",
+    ),
+    ("staff disabled_at ts", _set("staff.0.disabled_at", "yesterday"), "bad_ts", "disabled_at"),
+    ("staff reset type", _set("staff.0.password_reset", 3), "bad_config", "must be an object"),
+    (
+        "staff reset hash",
+        _set("staff.0.password_reset", {"at": "2026-11-20T09:00:00+08:00", "hash": "plain"}),
+        "bad_config",
+        "must be an argon2 hash",
+    ),
 ]
 
 
@@ -987,3 +1001,22 @@ def test_timestamps_keep_their_offset() -> None:
     assert SY.issued.utcoffset() == CST.utcoffset(None)
     assert SY.to_dict()["issued"] == "2026-01-01T00:00:00+08:00"
     assert b64url_encode(ROOT.public.raw) == SY.to_dict()["root_keys"][0]["public"]
+
+
+def test_staff_validity_is_time_aware_and_resets_round_trip() -> None:
+    obj = shenyang_dict()
+    obj["staff"][0].update(
+        active=False,
+        disabled_at="2026-11-20T09:00:00+08:00",
+        password_reset={"at": "2026-11-19T09:00:00+08:00", "hash": "$argon2id$v=19$x"},
+    )
+    staff = FederationConfig.parse(obj).staff[obj["staff"][0]["id"]]
+    cut = datetime(2026, 11, 20, 9, 0, tzinfo=CST)
+    assert staff.active_at(cut - timedelta(seconds=1)) and not staff.active_at(cut)
+    assert staff.password_reset is not None and staff.password_reset.at < cut
+    again = FederationConfig.parse({**obj, "staff": [staff.to_dict()]}).staff[staff.id]
+    assert again == staff
+    # An account disabled by an older config (no disabled_at) was never active.
+    retired = SY.staff["s-002"]
+    assert not retired.active_at(cut - timedelta(days=3650)) and "disabled_at" not in retired.to_dict()
+    assert SY.staff["s-001"].active_at(cut)
