@@ -11,7 +11,7 @@ from typing import Final
 
 from aiohttp import web
 
-from . import pages, public
+from . import dashboard, pages, public
 from .core import Hub
 from .handlers import api, blobs, sync
 from .handlers.common import HUB_KEY, middlewares
@@ -47,6 +47,7 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
     r.add_post("/api/cases/{number}/{action}", api.act)
     r.add_get("/api/status", api.status)
     pages.add_routes(app)
+    dashboard.add_routes(app)  # 运维监控 (operators)
     public.add_routes(app)  # 办事指南, 进度查询 (no login)
     r.add_get("/healthz", sync.healthz)
     r.add_get("/metrics", sync.metrics)

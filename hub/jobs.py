@@ -45,6 +45,7 @@ from protocol.sync import Ack, FeedPage, PushSession
 from .core import Hub
 from .logs import log
 from .services.ingest import ingest_txn, record_effects
+from .services import supervision
 from .services.push import index_events
 from .services.receipts import sign_due
 
@@ -86,6 +87,7 @@ class RelayJobs:
             ("push", PUSH_INTERVAL, self.push_all),
             ("maintain", MAINTAIN_INTERVAL, self.maintain),
             ("receipts", RECEIPT_INTERVAL, self.sign_receipts),
+            ("supervise", supervision.INTERVAL_SECONDS, self.supervise),
         ]
         if self.hub.settings.parent_url:
             jobs.append(("pull", PULL_INTERVAL, self.pull_parent))
@@ -252,8 +254,9 @@ class RelayJobs:
         batch = session.next_batch()
         if batch is None:
             return False
-        ack = Ack.from_dict(await client.push([e.to_dict() for e in batch.events]))
+        ack = Ack.from_dict(await self._timed_push(client, destination, batch.events))
         outcome = session.on_ack(ack)
+        self.hub.metrics.events_pushed.labels("own").inc(len(outcome.in_custody))
         custody = session.custody.get(self.hub.me, held)
         await self.hub.store.record_contact(destination, self.hub.now(), own_custody=custody)
         for event, reject in outcome.quarantined:
@@ -271,8 +274,9 @@ class RelayJobs:
         batch = session.next_batch()
         if batch is None:
             return False
-        ack = Ack.from_dict(await client.push([e.to_dict() for e in batch.events]))
+        ack = Ack.from_dict(await self._timed_push(client, destination, batch.events))
         outcome = session.on_ack(ack)
+        self.hub.metrics.events_pushed.labels("relay").inc(len(outcome.in_custody))
         done = [e.id for e in outcome.in_custody]
         refused = [(e, r.reason, r.detail) for e, r in outcome.quarantined]
         at = self.hub.now()
@@ -289,6 +293,20 @@ class RelayJobs:
         log(logger, "relay.pushed", destination=destination, held=len(done), refused=len(refused))
         return bool(done or refused)
 
+    async def _timed_push(
+        self, client: PeerClient, destination: str, events: Sequence[Event]
+    ) -> Any:
+        """One push request, its round trip observed in ``tongban_hub_sync_latency_seconds``."""
+        kind = "parent" if destination == self._parent() else "peer"
+        started = time.monotonic()
+        answer = await client.push([e.to_dict() for e in events])
+        self.hub.metrics.sync_latency.labels(kind).observe(time.monotonic() - started)
+        return answer
+
+    async def supervise(self) -> None:
+        """电子监察: yellow and red cards into the metrics, alerts for new red cards."""
+        await supervision.supervise(self.hub)
+
     async def _push_blobs(self, url: str, destination: str) -> None:
         """Upload the materials of relayed events (tus; a blob the peer holds is skipped)."""
         tus = TusClient(url, self.hub.me, self.hub.key, self._http())
@@ -300,6 +318,7 @@ class RelayJobs:
                     return await asyncio.to_thread(_read_at, path, offset, size)
 
                 outcome = await tus.upload(blob, size, read)
+                self.hub.metrics.blob_bytes_sent.inc(outcome.bytes_sent)
                 await self.hub.store.blob_sent(destination, blob)
                 log(
                     logger,

@@ -74,5 +74,32 @@ class HubMetrics:
             registry=r,
         )
 
+        self.events_pushed = Counter(
+            "tongban_hub_events_pushed",
+            "Events the parent or a metro peer took into custody, by kind (own, relay).",
+            ["kind"],
+            registry=r,
+        )
+        self.sync_latency = Histogram(
+            "tongban_hub_sync_latency_seconds",
+            "Round trip of a push to the parent or a metro peer.",
+            ["destination"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.blob_bytes_sent = Counter(
+            "tongban_hub_blob_bytes_sent",
+            "Blob bytes sent up to the parent or across to peers (tus PATCH).",
+            registry=r,
+        )
+        self.cards = Gauge(
+            "tongban_hub_overdue_cards",
+            "电子监察 cards of open cases at this hub: yellow (near the deadline), red (past it).",
+            ["colour"],
+            registry=r,
+        )
+        for colour in ("yellow", "red"):
+            self.cards.labels(colour).set(0)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

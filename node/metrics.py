@@ -54,6 +54,12 @@ class NodeMetrics:
             buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
             registry=r,
         )
+        self.overdue_cases = Gauge(
+            "tongban_node_overdue_cases",
+            "电子监察 cards of open cases accepted here: yellow (near the deadline), red (past it)",
+            ["colour"],
+            registry=r,
+        )
         self.online = Gauge(
             "tongban_node_online", "1 when the last request to the parent hub succeeded", registry=r
         )

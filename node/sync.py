@@ -36,7 +36,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +44,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from protocol.case import CaseState, day_of
 from protocol.config import Federation, parse_signed
 from protocol.errors import ProtocolError
 from protocol.event import Event
@@ -66,6 +67,15 @@ FEED_WAIT = 25.0
 SAFETY_INTERVAL = 60.0
 MIN_CYCLE = 1.0  # seconds: the shortest time between two healthy cycles
 SUCCESS_RECORD_INTERVAL = 1.0
+CARD_NEAR_DAYS = 1  # a yellow card within this many working days of the deadline
+CARD_STATES = (
+    CaseState.SUBMITTED,
+    CaseState.CORRECTION,
+    CaseState.ACCEPTED,
+    CaseState.IN_REVIEW,
+    CaseState.AWAITING_SUPPLEMENT,
+    CaseState.SUSPENDED,
+)
 BLOB_RETRY_REASONS = frozenset({"hash_mismatch", "no_such_upload", "offset_mismatch"})
 
 
@@ -300,6 +310,24 @@ class SyncEngine:
         self.metrics.backlog_events.set(backlog.events)
         self.metrics.backlog_bytes.set(backlog.event_bytes)
         self.metrics.backlog_blob_bytes.set(backlog.blob_bytes)
+        await self._update_cards()
+
+    async def _update_cards(self) -> None:
+        """电子监察 at the window: how many open cases are near (yellow) or past (red) their
+        promised date, by the federation calendar."""
+        home = self.ctx.configs.home
+        if home is None:
+            return
+        calendar, today = home.config.calendar, day_of(self.ctx.clock())
+        counts = {"yellow": 0, "red": 0}
+        for text in await self.ctx.store.open_deadlines([s.value for s in CARD_STATES]):
+            due = date.fromisoformat(text)
+            if due < today:
+                counts["red"] += 1
+            elif calendar.count_workdays(today, due) <= CARD_NEAR_DAYS:
+                counts["yellow"] += 1
+        for colour, count in counts.items():
+            self.metrics.overdue_cases.labels(colour).set(count)
 
     # -- 1. push -----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 PASSPHRASE_ENV = "TONGBAN_ROOT_PASSPHRASE"
+OPERATOR_PASSWORD_ENV = "TONGBAN_OPERATOR_PASSWORD"
 DIR_ENV = "TONGBAN_FED_DIR"
 
 
@@ -97,6 +98,16 @@ def _read_passphrase(path: Path | None, *, confirm: bool) -> bytes:
         show_default=False,
     )
     return text.encode("utf-8")
+
+
+def _read_secret(path: Path | None, env: str, prompt: str) -> str:
+    if path is not None:
+        return path.read_text("utf-8").rstrip("\r\n")
+    value = os.environ.get(env)
+    if value is not None:
+        return value
+    text: str = click.prompt(prompt, hide_input=True)
+    return text
 
 
 def _width(text: str) -> int:
@@ -220,7 +231,7 @@ def federation_group() -> None:
 
 @ops.group("member")
 def member_group() -> None:
-    """Enrolment (入网): approve requests, list members."""
+    """Members (成员): approve enrolment, revoke, rotate keys, list with last seen."""
 
 
 @ops.group("authority")
@@ -422,26 +433,194 @@ def member_approve(
     _commit(fed, draft, new, dry_run, notes)
 
 
+def _at_option(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def add(func: Callable[P, R]) -> Callable[P, R]:
+        return click.option(
+            "--at",
+            "at_text",
+            metavar="TIME",
+            help=f"When {what} takes effect, ISO 8601 (e.g. 2026-11-23T14:00:00+08:00;"
+            " no offset: China time). Default: now.",
+        )(func)
+
+    return add
+
+
+def _parse_at(text: str | None) -> datetime:
+    if text is None:
+        return fedmod.now()
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise OpsError(f"--at 应为 ISO 8601 时间 (如 2026-11-23T14:00:00+08:00), 而不是 {text!r}")
+    return at if at.tzinfo is not None else at.replace(tzinfo=fedmod.CST)
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "从未"
+    if seconds < 120:
+        return f"{int(seconds)} 秒前"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} 分钟前"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} 小时前"
+    return f"{int(seconds // 86400)} 天前"
+
+
 @member_group.command("list")
+@click.option(
+    "--hub",
+    "hub_url",
+    metavar="URL",
+    help="The city hub: add last seen, backlog and errors from its operator status API.",
+)
+@click.option(
+    "--staff",
+    "staff_id",
+    default="operator",
+    show_default=True,
+    help="With --hub: an operator account (role operator) at that hub.",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help=f"With --hub: read the password from a file (else ${OPERATOR_PASSWORD_ENV}, else a"
+    " prompt).",
+)
 @dir_option
 @explained
-def member_list(fed_dir: Path) -> None:
-    """List the members of the draft config."""
+def member_list(
+    hub_url: str | None, staff_id: str, password_file: Path | None, fed_dir: Path
+) -> None:
+    """List the members of the draft config (with --hub: when each was last seen).
+
+    Last seen comes from the city hub's dashboard API (GET /dashboard/api/members, logged in
+    as a staff member with the role operator): the latest event the hub received that the
+    member signed or pushed itself.
+
+    \b
+    Example:
+      tongban ops member list --hub http://127.0.0.1:8400/ --staff ops-wang
+    """
     draft = FederationDir(fed_dir).load_draft()
-    rows = [
-        (
+    revoked = {r["member"]: r["revoked_at"] for r in draft.get("revocations", []) if not r.get("kid")}
+    seen: dict[str, dict[str, Any]] = {}
+    if hub_url is not None:
+        from .status import StatusFailed, fetch_members  # aiohttp: only with --hub
+
+        password = _read_secret(password_file, OPERATOR_PASSWORD_ENV, f"{staff_id} 的密码")
+        try:
+            seen = {m["id"]: m for m in fetch_members(hub_url, staff_id, password)}
+        except StatusFailed as exc:
+            raise OpsError(str(exc)) from None
+    rows = []
+    for m in draft["members"]:
+        row = [
             m["id"],
             m["name"],
             m.get("level", ""),
             m.get("parent") or "-",
             ",".join(m["roles"]),
-            " ".join(k["kid"][:12] for k in m["keys"]),
-            m.get("endpoint") or "",
-        )
-        for m in draft["members"]
-    ]
-    click.echo(_table(("id", "名称", "层级", "上级", "角色", "密钥", "endpoint"), rows))
+            " ".join(k["kid"][:12] for k in m["keys"] if k.get("valid_until") is None),
+            f"吊销 {revoked[m['id']]}" if m["id"] in revoked else "有效",
+        ]
+        if hub_url is not None:
+            info = seen.get(m["id"], {})
+            row += [
+                _ago(info.get("silent_seconds")),
+                str(info.get("backlog", "-")),
+                str(info.get("errors", "-")),
+            ]
+        else:
+            row.append(m.get("endpoint") or "")
+        rows.append(row)
+    headers = ["id", "名称", "层级", "上级", "角色", "当前密钥", "状态"]
+    headers += ["最近联系", "积压", "错误"] if hub_url is not None else ["endpoint"]
+    click.echo(_table(headers, rows))
     click.echo(f"共 {len(rows)} 个成员")
+
+
+@member_group.command("revoke")
+@click.argument("member_id", metavar="ID")
+@_at_option("the revocation")
+@click.option("--reason", default="", help="Why (kept in the config), e.g. 设备丢失.")
+@dir_option
+@dry_run_option
+@explained
+def member_revoke(
+    member_id: str, at_text: str | None, reason: str, fed_dir: Path, dry_run: bool
+) -> None:
+    """Revoke a member (吊销) from --at: every key it holds stops being valid then.
+
+    Events it signed before --at still verify; its requests and later events are refused
+    once the signed config reaches its hub. The member stays listed for its history.
+
+    \b
+    Example:
+      tongban ops member revoke 210102001002 --at 2026-11-23T14:00:00+08:00 --reason 设备丢失
+    """
+    fed = FederationDir(fed_dir)
+    draft = fed.load_draft()
+    new, notes = fedmod.revoke_member(draft, member_id, _parse_at(at_text), reason)
+    _commit(fed, draft, new, dry_run, notes)
+
+
+@member_group.command("rotate-key")
+@click.argument("member_id", metavar="ID")
+@click.option(
+    "--request",
+    "request_arg",
+    metavar="REQUEST",
+    help="A new enrolment request of the same member (TBENROL1.… text, file or -).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file holding the new public key (base64url, one line).",
+)
+@_at_option("the new key")
+@dir_option
+@dry_run_option
+@explained
+def member_rotate_key(
+    member_id: str,
+    request_arg: str | None,
+    key_file: Path | None,
+    at_text: str | None,
+    fed_dir: Path,
+    dry_run: bool,
+) -> None:
+    """Give a member a new key (换密钥) from --at; the old key stays listed until then.
+
+    What the old key signed before --at still verifies; from --at only the new key is
+    valid, so switch the member to its new key file at that moment. A hub's request may
+    also carry new seal keys for its departments.
+
+    \b
+    Example:
+      tongban ops member rotate-key 210102001001 --request requests/210102001001-new.txt
+    """
+    if (request_arg is None) == (key_file is None):
+        raise OpsError("给 --request (新的入网申请) 或 --key-file (新公钥) 之一")
+    fed = FederationDir(fed_dir)
+    draft = fed.load_draft()
+    seals: dict[str, PublicKey] = {}
+    if request_arg is not None:
+        enrolment = _enrolment(request_arg)
+        if enrolment.id != member_id:
+            raise OpsError(f"这是 {enrolment.id} 的申请, 不是 {member_id} 的")
+        key, seals = enrolment.public, dict(enrolment.seal_keys)
+    else:
+        assert key_file is not None
+        text = key_file.read_text("utf-8").strip()
+        try:
+            key = PublicKey.from_text(text)
+        except ProtocolError:
+            raise OpsError(f"{key_file} 不是有效的公钥 (base64url 的 Ed25519 公钥)") from None
+    click.echo(f"{member_id} 新密钥 kid {key.kid}")
+    new, notes = fedmod.rotate_member_key(draft, member_id, key, _parse_at(at_text), seals)
+    _commit(fed, draft, new, dry_run, notes)
 
 
 @member_group.command("request")
@@ -577,14 +756,56 @@ def staff_add(
 
 @staff_group.command("disable")
 @click.option("--id", "staff_id", required=True)
+@_at_option("the account stops")
 @dir_option
 @dry_run_option
 @explained
-def staff_disable(staff_id: str, fed_dir: Path, dry_run: bool) -> None:
-    """Disable a staff account (kept, so what they signed stays attributable)."""
+def staff_disable(staff_id: str, at_text: str | None, fed_dir: Path, dry_run: bool) -> None:
+    """Disable a staff account from --at (kept, so what they signed stays attributable and
+    valid: members judge each act at its own time)."""
     fed = FederationDir(fed_dir)
     draft = fed.load_draft()
-    _commit(fed, draft, fedmod.set_staff_active(draft, staff_id, False), dry_run)
+    new = fedmod.set_staff_active(draft, staff_id, False, _parse_at(at_text))
+    _commit(fed, draft, new, dry_run)
+
+
+@staff_group.command("reset")
+@click.option("--id", "staff_id", required=True)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the new one-time password to this file (mode 0600) instead of printing it.",
+)
+@dir_option
+@dry_run_option
+@explained
+def staff_reset(staff_id: str, password_file: Path | None, fed_dir: Path, dry_run: bool) -> None:
+    """Reset a hub staff member's password (重置密码); department and roles stay as they are.
+
+    A new random password is made here; only its argon2 hash goes into the config. Once the
+    config is signed and reaches the hub, the old password stops working and the new one
+    logs in. Give it to the person in private.
+    """
+    import secrets
+
+    from argon2 import PasswordHasher
+
+    fed = FederationDir(fed_dir)
+    draft = fed.load_draft()
+    password = secrets.token_urlsafe(12)
+    digest = PasswordHasher().hash(password)
+    new = fedmod.reset_staff_password(draft, staff_id, digest, fedmod.now())
+    _commit(fed, draft, new, dry_run)
+    if dry_run:
+        return
+    if password_file is not None:
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(password + "\n")
+        click.echo(f"新密码已写入 {password_file} (0600)")
+    else:
+        click.echo(f"{staff_id} 的新密码: {password}")
+    click.echo("签发并发布配置后生效: tongban ops config sign; tongban ops config push <城市枢纽>")
 
 
 @staff_group.command("enable")

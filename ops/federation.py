@@ -344,8 +344,14 @@ def add_staff(
     return new
 
 
-def set_staff_active(draft: Mapping[str, Any], staff_id: str, active: bool) -> dict[str, Any]:
-    """Disable (or re-enable) a staff account; the record stays for the history it signed."""
+def set_staff_active(
+    draft: Mapping[str, Any], staff_id: str, active: bool, at: datetime | None = None
+) -> dict[str, Any]:
+    """Disable (from ``at``) or re-enable a staff account; the record stays for its history.
+
+    ``disabled_at`` keeps what the account signed before ``at`` valid when members refold
+    their cases under the new config.
+    """
     new = copy.deepcopy(dict(draft))
     staff = _index(new["staff"], "id")
     if staff_id not in staff:
@@ -353,8 +359,117 @@ def set_staff_active(draft: Mapping[str, Any], staff_id: str, active: bool) -> d
     if staff[staff_id]["active"] == active:
         raise OpsError(f"工作人员 {staff_id} 已经是{'启用' if active else '停用'}状态")
     staff[staff_id]["active"] = active
+    if active:
+        staff[staff_id].pop("disabled_at", None)
+    else:
+        staff[staff_id]["disabled_at"] = _iso(now() if at is None else at)
     new["staff"] = _sorted_items(staff)
     return new
+
+
+def reset_staff_password(
+    draft: Mapping[str, Any], staff_id: str, password_hash: str, at: datetime
+) -> dict[str, Any]:
+    """Stage a password reset: department and roles stay; the hub takes the new hash at the
+    staff member's next login (``Staff.password_reset``)."""
+    new = copy.deepcopy(dict(draft))
+    staff = _index(new["staff"], "id")
+    entry = staff.get(staff_id)
+    if entry is None:
+        raise OpsError(f"没有工作人员 {staff_id}")
+    if not entry["active"]:
+        raise OpsError(f"工作人员 {staff_id} 已停用: 先 `staff enable --id {staff_id}` 再重置密码")
+    members = _index(new["members"], "id")
+    if "hub" not in members.get(entry["member"], {}).get("roles", []):
+        raise OpsError(
+            f"{staff_id} 在站点 {entry['member']} 工作: 站点账号的密码在站点上用"
+            " `tongban node passwd` 重置"
+        )
+    entry["password_reset"] = {"at": _iso(at), "hash": password_hash}
+    new["staff"] = _sorted_items(staff)
+    return new
+
+
+# -- revocation and key rotation -------------------------------------------------------------
+
+
+def revoke_member(
+    draft: Mapping[str, Any], member_id: str, at: datetime, reason: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Revoke every key of a member from ``at`` (DESIGN.md §3): what it signed before stays
+    valid; its requests and later events are refused. The member stays listed."""
+    new = copy.deepcopy(dict(draft))
+    members = _index(new["members"], "id")
+    if member_id not in members:
+        raise OpsError(f"{member_id} 不是联邦成员")
+    if member_id == new["federation"]:
+        raise OpsError(
+            f"不能吊销城市枢纽 {member_id}: 它的密钥泄露时用 `member rotate-key` 换新密钥"
+        )
+    for existing in new.get("revocations", []):
+        if existing["member"] == member_id and existing.get("kid") is None:
+            raise OpsError(f"{member_id} 已于 {existing['revoked_at']} 吊销")
+    notes = [
+        f"{c['id']} ({c['name']}) 的上级 {member_id} 被吊销: 它将无法同步, 请为它另选上级"
+        for c in members.values()
+        if c.get("parent") == member_id
+    ]
+    if at > now():
+        notes.append(f"吊销将在 {_iso(at)} 生效")
+    new["revocations"] = [
+        *new.get("revocations", []),
+        {"member": member_id, "kid": None, "revoked_at": _iso(at), "reason": reason},
+    ]
+    return new, notes
+
+
+def rotate_member_key(
+    draft: Mapping[str, Any],
+    member_id: str,
+    key: PublicKey,
+    at: datetime,
+    seal_keys: Mapping[str, PublicKey] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Give a member a new key from ``at``: its current keys end at ``at`` (still listed, so
+    what they signed before verifies). A hub's new seal keys rotate its authorities alike."""
+    new = copy.deepcopy(dict(draft))
+    members = _index(new["members"], "id")
+    member = members.get(member_id)
+    if member is None:
+        raise OpsError(f"{member_id} 不是联邦成员: 新成员用 `member approve`")
+    for revocation in new.get("revocations", []):
+        if revocation["member"] == member_id and revocation.get("kid") is None:
+            raise OpsError(f"{member_id} 已被吊销, 不能换密钥 (重新入网需新的成员编号后缀)")
+    text = key.to_text()
+    for other in members.values():
+        if any(k.get("public") == text for k in other.get("keys", [])):
+            raise OpsError(f"这把密钥已属于成员 {other['id']}: 换密钥须用新生成的密钥")
+    notes = []
+    for grant_obj in member["keys"]:
+        if grant_obj.get("valid_until") is None:
+            if datetime.fromisoformat(grant_obj["valid_from"]) >= at:
+                raise OpsError(f"旧密钥 {grant_obj['kid'][:12]} 在 {_iso(at)} 之后才生效, 不能在此时换")
+            grant_obj["valid_until"] = _iso(at)
+            notes.append(f"旧密钥 {grant_obj['kid'][:12]} 有效至 {_iso(at)} (此前签的仍可验证)")
+    member["keys"] = [*member["keys"], grant(key, at)]
+    try:
+        Member.parse(member, f"member {member_id}")
+    except ProtocolError as exc:
+        raise _protocol(f"成员 {member_id} 无效", exc) from None
+    new["members"] = _sorted_items(members)
+    authorities = _index(new["authorities"], "id")
+    for dept, seal in sorted((seal_keys or {}).items()):
+        auth = authorities.get(f"{member_id}:{dept}")
+        if auth is None:
+            raise OpsError(f"{member_id} 没有部门 {dept}: 新部门用 `member approve` 或 `authority add`")
+        for old in auth["seal_keys"]:
+            if old.get("valid_until") is None:
+                old["valid_until"] = _iso(at)
+        auth["seal_keys"] = [*auth["seal_keys"], grant(seal, at)]
+        _check_authority(auth)
+        notes.append(f"部门 {auth['id']} 换用新签章密钥 {seal.kid[:12]}")
+    new["authorities"] = _sorted_items(authorities)
+    return new, notes
 
 
 def set_calendar_year(

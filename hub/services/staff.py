@@ -90,6 +90,14 @@ async def login(hub: Hub, staff_id: str, password: str) -> tuple[str, StaffSessi
     now = hub.now()
     staff = staff_here(hub, staff_id)
     row = None if staff is None else await hub.store.staff_login(staff_id)
+    if staff is not None and staff.password_reset is not None:
+        reset = staff.password_reset
+        if row is None or row.updated_at is None or row.updated_at < reset.at:
+            # The operator reset the password (tongban ops staff reset): take its hash once.
+            await hub.store.set_password(staff_id, reset.hash, reset.at)
+            await end_sessions(hub, staff_id)
+            row = await hub.store.staff_login(staff_id)
+            log(logger, "staff.password_reset", staff=staff_id)
     if row is not None and row.locked_until is not None and row.locked_until > now:
         log(logger, "staff.locked_out", logging.WARNING, staff=staff_id)
         raise RemoteProtocolError("locked_out", "登录失败次数过多，请稍后再试")
@@ -128,6 +136,11 @@ async def session_of(hub: Hub, token: str | None) -> StaffSession | None:
 def check_csrf(session: StaffSession, presented: str | None) -> None:
     if not presented or not hmac.compare_digest(presented, session.csrf):
         raise RemoteProtocolError("bad_csrf", "页面已过期，请刷新后重试")
+
+
+async def end_sessions(hub: Hub, staff_id: str) -> None:
+    """End every session of a staff member (after an operator's password reset)."""
+    await hub.store.end_staff_sessions(staff_id)
 
 
 async def logout(hub: Hub, session: StaffSession) -> None:

@@ -130,6 +130,7 @@ class StaffLogin:
     hash: str
     failures: int
     locked_until: datetime | None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,46 @@ class HubStore:
 
     async def equivocations(self) -> list[dict[str, Any]]:
         return await self.db.read("equivocations", self.equivocations_txn)
+
+    # -- what the operator dashboard reads ----------------------------------------------------
+
+    def member_activity_txn(self, c: Connection) -> dict[str, dict[str, Any]]:
+        """Per member: when this hub last received an event it signed or pushed, and how many
+        of its events (signed or pushed) were quarantined."""
+        out: dict[str, dict[str, Any]] = {}
+
+        def row(member: str) -> dict[str, Any]:
+            return out.setdefault(member, {"last_seen": None, "quarantined": 0})
+
+        for column in (EventRow.author, EventRow.via):
+            for member, latest in c.execute(
+                select(column, func.max(EventRow.received_at)).group_by(column)
+            ):
+                entry = row(member)
+                if entry["last_seen"] is None or latest > entry["last_seen"]:
+                    entry["last_seen"] = latest
+        counted: dict[str, int] = {}
+        for column in (QuarantineRow.pusher, QuarantineRow.author):
+            for member, count in c.execute(
+                select(column, func.count()).where(column.is_not(None)).group_by(column)
+            ):
+                counted[member] = max(counted.get(member, 0), int(count))
+        for member, count in counted.items():
+            row(member)["quarantined"] = count
+        return out
+
+    async def member_activity(self) -> dict[str, dict[str, Any]]:
+        return await self.db.read("member_activity", self.member_activity_txn)
+
+    def event_wires_of_type_txn(self, c: Connection, type: str, limit: int) -> list[bytes]:
+        rows = c.execute(
+            select(EventRow.wire).where(EventRow.type == type).order_by(EventRow.ts).limit(limit)
+        )
+        return [bytes(r[0]) for r in rows]
+
+    async def event_wires_of_type(self, type: str, limit: int = 100_000) -> list[bytes]:
+        """The wire bytes of the events of one type this hub holds (statistics)."""
+        return await self.db.read("events_of_type", self.event_wires_of_type_txn, type, limit)
 
     def alert_txn(self, c: Connection, kind: str, subject: str, detail: str, at: datetime) -> bool:
         return insert_ignore(
@@ -844,7 +885,9 @@ class HubStore:
         return (
             None
             if row is None
-            else StaffLogin(row.staff_id, row.hash, row.failures, row.locked_until)
+            else StaffLogin(
+                row.staff_id, row.hash, row.failures, row.locked_until, row.updated_at
+            )
         )
 
     async def staff_login(self, staff_id: str) -> StaffLogin | None:
@@ -931,6 +974,12 @@ class HubStore:
 
     async def session(self, token_hash: str, now: datetime) -> Session | None:
         return await self.db.read("session", self.session_txn, token_hash, now)
+
+    async def end_staff_sessions(self, staff_id: str) -> None:
+        def txn(c: Connection) -> None:
+            c.execute(delete(_table(SessionRow)).where(SessionRow.staff_id == staff_id))
+
+        await self.db.run("end_staff_sessions", txn)
 
     async def end_session(self, token_hash: str) -> None:
         def txn(c: Connection) -> None:

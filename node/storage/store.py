@@ -747,6 +747,19 @@ class Store:
         )
         return [_case(row) for row in rows], int(total or 0)
 
+    async def open_deadlines(self, states: list[str]) -> list[str]:
+        """The deadlines (ISO dates) of cases in ``states`` that have one (电子监察 counts)."""
+
+        def txn(conn: Connection) -> list[str]:
+            rows = conn.execute(
+                select(cases.c.deadline).where(
+                    cases.c.state.in_(states), cases.c.deadline.is_not(None)
+                )
+            )
+            return [str(r[0]) for r in rows]
+
+        return await self.db.read(txn)
+
     async def case(self, number: str) -> CaseRecord | None:
         return await self.db.read(self._case_txn, number)
 
