@@ -96,6 +96,9 @@ async def authenticate_member(request: web.Request, max_bytes: int) -> str:
     def resolve(kid: str) -> PublicKey | None:
         found = hub.view.resolve_key(kid, now)
         if found is None:
+            refusal = hub.view.key_refusal(kid, now)
+            if refusal is not None:  # a revoked or retired key: say so (still 401)
+                raise RemoteProtocolError("unknown_key", f"{refusal.reason}: {refusal.detail}")
             return None
         owners.append(found[0])
         return found[1]

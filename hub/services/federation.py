@@ -103,6 +103,19 @@ class FederationView:
         # One key shared by two members would make the caller ambiguous: refuse it.
         return found[0] if len(found) == 1 else None
 
+    def key_refusal(self, kid: str, at: datetime) -> ProtocolError | None:
+        """Why a listed key ``kid`` may not sign at ``at`` (``key_revoked``, ``key_not_valid``),
+        so a revoked member is told so rather than "unknown key"; None when not listed."""
+        federation = self._federation
+        if federation is None:
+            return None
+        for member_id in self._kids.get(kid, ()):
+            try:
+                federation.member_key(member_id, kid, at)
+            except ProtocolError as exc:
+                return exc
+        return None
+
     # -- loading ----------------------------------------------------------------------
 
     async def refresh(self, *, force: bool = False) -> None:
