@@ -92,9 +92,7 @@ async def member_rows(hub: Hub) -> list[dict[str, Any]]:
                 "backlog": 0 if status is None else status.backlog_count,
                 "errors": errors,
                 "last_error": relay_error,
-                "revoked_at": None
-                if revocation is None
-                else revocation.revoked_at.isoformat(),
+                "revoked_at": None if revocation is None else revocation.revoked_at.isoformat(),
             }
         )
     return rows
@@ -126,7 +124,7 @@ async def _events(hub: Hub, type: str) -> list[Event]:
     return out
 
 
-async def volume(hub: Hub) -> dict[str, list[dict[str, Any]]]:
+async def volume(hub: Hub) -> dict[str, dict[str, Any]]:
     """办件量: submissions held here, by matter and by district of the accepting window."""
     federation = hub.view.federation
     by_matter: Counter[str] = Counter()
@@ -288,8 +286,10 @@ async def dashboard(request: web.Request, session: StaffSession) -> web.StreamRe
     everyone = await member_rows(hub)
     districts = sorted({r["district"] for r in everyone if r["district"]})
     federation = hub.view.federation
-    names = {d: (federation.member(d).name if federation and federation.member(d) else d)
-             for d in districts}  # fmt: skip
+    names = {}
+    for code in districts:
+        found = None if federation is None else federation.member(code)
+        names[code] = code if found is None else found.name
     cards = await supervision.cards(hub)
     return _render(
         request,

@@ -44,8 +44,8 @@ from protocol.sync import Ack, FeedPage, PushSession
 
 from .core import Hub
 from .logs import log
-from .services.ingest import ingest_txn, record_effects
 from .services import supervision
+from .services.ingest import ingest_txn, record_effects
 from .services.push import index_events
 from .services.receipts import sign_due
 

@@ -452,7 +452,9 @@ def _parse_at(text: str | None) -> datetime:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise OpsError(f"--at 应为 ISO 8601 时间 (如 2026-11-23T14:00:00+08:00), 而不是 {text!r}")
+        raise OpsError(
+            f"--at 应为 ISO 8601 时间 (如 2026-11-23T14:00:00+08:00), 而不是 {text!r}"
+        ) from None
     return at if at.tzinfo is not None else at.replace(tzinfo=fedmod.CST)
 
 
@@ -504,7 +506,9 @@ def member_list(
       tongban ops member list --hub http://127.0.0.1:8400/ --staff ops-wang
     """
     draft = FederationDir(fed_dir).load_draft()
-    revoked = {r["member"]: r["revoked_at"] for r in draft.get("revocations", []) if not r.get("kid")}
+    revoked = {
+        r["member"]: r["revoked_at"] for r in draft.get("revocations", []) if not r.get("kid")
+    }
     seen: dict[str, dict[str, Any]] = {}
     if hub_url is not None:
         from .status import StatusFailed, fetch_members  # aiohttp: only with --hub

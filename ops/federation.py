@@ -448,7 +448,9 @@ def rotate_member_key(
     for grant_obj in member["keys"]:
         if grant_obj.get("valid_until") is None:
             if datetime.fromisoformat(grant_obj["valid_from"]) >= at:
-                raise OpsError(f"旧密钥 {grant_obj['kid'][:12]} 在 {_iso(at)} 之后才生效, 不能在此时换")
+                raise OpsError(
+                    f"旧密钥 {grant_obj['kid'][:12]} 在 {_iso(at)} 之后才生效, 不能在此时换"
+                )
             grant_obj["valid_until"] = _iso(at)
             notes.append(f"旧密钥 {grant_obj['kid'][:12]} 有效至 {_iso(at)} (此前签的仍可验证)")
     member["keys"] = [*member["keys"], grant(key, at)]
@@ -461,7 +463,9 @@ def rotate_member_key(
     for dept, seal in sorted((seal_keys or {}).items()):
         auth = authorities.get(f"{member_id}:{dept}")
         if auth is None:
-            raise OpsError(f"{member_id} 没有部门 {dept}: 新部门用 `member approve` 或 `authority add`")
+            raise OpsError(
+                f"{member_id} 没有部门 {dept}: 新部门用 `member approve` 或 `authority add`"
+            )
         for old in auth["seal_keys"]:
             if old.get("valid_until") is None:
                 old["valid_until"] = _iso(at)

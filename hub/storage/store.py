@@ -365,11 +365,12 @@ class HubStore:
                 if entry["last_seen"] is None or latest > entry["last_seen"]:
                     entry["last_seen"] = latest
         counted: dict[str, int] = {}
-        for column in (QuarantineRow.pusher, QuarantineRow.author):
-            for member, count in c.execute(
-                select(column, func.count()).where(column.is_not(None)).group_by(column)
+        for who in (QuarantineRow.pusher, QuarantineRow.author):
+            for culprit, count in c.execute(
+                select(who, func.count()).where(who.is_not(None)).group_by(who)
             ):
-                counted[member] = max(counted.get(member, 0), int(count))
+                if culprit is not None:
+                    counted[culprit] = max(counted.get(culprit, 0), int(count))
         for member, count in counted.items():
             row(member)["quarantined"] = count
         return out
@@ -885,9 +886,7 @@ class HubStore:
         return (
             None
             if row is None
-            else StaffLogin(
-                row.staff_id, row.hash, row.failures, row.locked_until, row.updated_at
-            )
+            else StaffLogin(row.staff_id, row.hash, row.failures, row.locked_until, row.updated_at)
         )
 
     async def staff_login(self, staff_id: str) -> StaffLogin | None:

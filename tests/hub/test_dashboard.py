@@ -9,8 +9,6 @@ illustrative.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -157,9 +155,8 @@ async def test_cards_are_computed_by_the_fold_and_exported(scene: Scene) -> None
     assert ("red_card", scene.red) in alerts
     await supervision.supervise(hub)  # a red card is alerted once
     assert [a.subject for a in await hub.store.alerts() if a.kind == "red_card"] == [scene.red]
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{scene.running.url}metrics") as resp:
-            text = await resp.text()
+    async with aiohttp.ClientSession() as http, http.get(f"{scene.running.url}metrics") as resp:
+        text = await resp.text()
     assert 'tongban_hub_overdue_cards{colour="red"} 1.0' in text
     assert 'tongban_hub_overdue_cards{colour="yellow"} 1.0' in text
     for name in ("tongban_hub_events_pushed", "tongban_hub_sync_latency_seconds",

@@ -50,8 +50,12 @@ async def test_operations_reach_the_members_through_sync(tmp_path: Path) -> None
         hub = await fed.add_hub(
             "210102", "和平区政务服务中心", city.url, DISTRICT_DEPTS, port=free_port()
         )
-        one, pw_one = await fed.add_station("210102001001", "示例社区便民服务站", hub, port=free_port())
-        two, pw_two = await fed.add_station("210102001002", "示例村便民服务站", hub, port=free_port())
+        one, pw_one = await fed.add_station(
+            "210102001001", "示例社区便民服务站", hub, port=free_port()
+        )
+        two, pw_two = await fed.add_station(
+            "210102001002", "示例村便民服务站", hub, port=free_port()
+        )
         await hub.proc.start()
         await fed.publish()  # catalog publish, config sign, config push to the running hub
         await one.proc.start()

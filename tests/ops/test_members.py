@@ -23,7 +23,9 @@ def test_revoke_a_member(shenyang: Run, fed_dir: Path) -> None:
     before = snapshot(fed_dir)
     out = shenyang("member", "revoke", "210102001002", "--reason", "设备丢失", "--dry-run").output
     assert "revocations" in out and "演练" in out and snapshot(fed_dir) == before
-    shenyang("member", "revoke", "210102001002", "--at", "2026-11-23T12:00:00", "--reason", "设备丢失")
+    shenyang(
+        "member", "revoke", "210102001002", "--at", "2026-11-23T12:00:00", "--reason", "设备丢失"
+    )
     [revocation] = draft(fed_dir)["revocations"]
     assert revocation == {
         "member": "210102001002",
@@ -35,18 +37,28 @@ def test_revoke_a_member(shenyang: Run, fed_dir: Path) -> None:
     assert "已于 2026-11-23T12:00:00+08:00 吊销" in again
     assert "不能吊销城市枢纽" in shenyang("member", "revoke", "2101", ok=False).output
     assert "不是联邦成员" in shenyang("member", "revoke", "210102009009", ok=False).output
-    assert "--at 应为 ISO 8601" in shenyang("member", "revoke", "210102001001", "--at", "明天", ok=False).output
+    assert (
+        "--at 应为 ISO 8601"
+        in shenyang("member", "revoke", "210102001001", "--at", "明天", ok=False).output
+    )
     # A revoked member stays listed (its history must verify), shown as such.
     listed = shenyang("member", "list").output
     assert "吊销 2026-11-23T12:00:00+08:00" in listed
     shenyang("config", "sign")
-    config = FederationConfig.parse(draft(fed_dir) | {"serial": 1, "issued": "2026-11-23T10:00:00+08:00", "expires": "2026-12-23T10:00:00+08:00"})
+    config = FederationConfig.parse(
+        draft(fed_dir)
+        | {
+            "serial": 1,
+            "issued": "2026-11-23T10:00:00+08:00",
+            "expires": "2026-12-23T10:00:00+08:00",
+        }
+    )
     kid = key("210102001002").kid
     early = datetime.fromisoformat("2026-11-23T11:59:59+08:00")
     assert config.member_key("210102001002", kid, early) is not None
     try:
         config.member_key("210102001002", kid, datetime.fromisoformat("2026-11-23T12:00:00+08:00"))
-    except Exception as exc:  # noqa: BLE001 - the typed reason is what matters
+    except Exception as exc:
         assert getattr(exc, "reason", None) == "key_revoked"
     else:
         raise AssertionError("a revoked key verified")
@@ -66,12 +78,18 @@ def test_rotate_a_key(shenyang: Run, fed_dir: Path, tmp_path: Path, clock: list[
         (key("new 210102001001").kid, None),
     ]
     # Refusals: someone else's request, a key already in use, no key given, both given.
-    assert "不是 210102001002 的" in shenyang(
-        "member", "rotate-key", "210102001002", "--request", new_request, ok=False
-    ).output
-    assert "已属于成员 210102001001" in shenyang(
-        "member", "rotate-key", "210102001001", "--request", new_request, ok=False
-    ).output
+    assert (
+        "不是 210102001002 的"
+        in shenyang(
+            "member", "rotate-key", "210102001002", "--request", new_request, ok=False
+        ).output
+    )
+    assert (
+        "已属于成员 210102001001"
+        in shenyang(
+            "member", "rotate-key", "210102001001", "--request", new_request, ok=False
+        ).output
+    )
     assert "之一" in shenyang("member", "rotate-key", "210102001001", ok=False).output
     # A bare public key file works too (a key made with `member request` elsewhere).
     pub = tmp_path / "new.pub"
@@ -79,13 +97,15 @@ def test_rotate_a_key(shenyang: Run, fed_dir: Path, tmp_path: Path, clock: list[
     shenyang("member", "rotate-key", "210102001002", "--key-file", str(pub))
     bad = tmp_path / "bad.pub"
     bad.write_text("not a key")
-    assert "不是有效的公钥" in shenyang(
-        "member", "rotate-key", "210102001002", "--key-file", str(bad), ok=False
-    ).output
+    assert (
+        "不是有效的公钥"
+        in shenyang("member", "rotate-key", "210102001002", "--key-file", str(bad), ok=False).output
+    )
     shenyang("member", "revoke", "210102001002")
-    assert "已被吊销" in shenyang(
-        "member", "rotate-key", "210102001002", "--request", VILLAGE_2, ok=False
-    ).output
+    assert (
+        "已被吊销"
+        in shenyang("member", "rotate-key", "210102001002", "--request", VILLAGE_2, ok=False).output
+    )
     assert VILLAGE_1  # the original request stays unusable: its key is now retired
     shenyang("config", "sign")
 

@@ -351,15 +351,18 @@ def test_staff_disabled_later_keeps_their_earlier_acts() -> None:
     for entry in obj["staff"]:
         if entry["id"] == "sfj-shenhe":
             entry.update(active=False, disabled_at="2026-11-02T12:00:00+08:00")
-    later = Federation(
-        FederationConfig.parse({**obj, "serial": obj["serial"] + 1}), F.peers
-    )
+    later = Federation(FederationConfig.parse({**obj, "serial": obj["serial"] + 1}), F.peers)
     make = Maker()
     submitted = make("case.submitted", VILLAGE, submission(ANNUAL), to=(SFJ,))
     accepted = make("case.accepted", CITY, {"by": "sfj-shenhe"})  # 09:02, before 12:00
     case = CaseFolder(later).fold([submitted, accepted])
     assert case.state is S.ACCEPTED
-    step = make("case.step", CITY, {"by": "sfj-shenhe", "step": 0, "outcome": "pass"}, ts="2026-11-02T12:00:00+08:00")
+    step = make(
+        "case.step",
+        CITY,
+        {"by": "sfj-shenhe", "step": 0, "outcome": "pass"},
+        ts="2026-11-02T12:00:00+08:00",
+    )
     with pytest.raises(CaseRejected) as caught:
         CaseFolder(later).apply(case, step)
     assert caught.value.reason == "inactive_staff"

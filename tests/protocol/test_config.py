@@ -1018,5 +1018,7 @@ def test_staff_validity_is_time_aware_and_resets_round_trip() -> None:
     assert again == staff
     # An account disabled by an older config (no disabled_at) was never active.
     retired = SY.staff["s-002"]
-    assert not retired.active_at(cut - timedelta(days=3650)) and "disabled_at" not in retired.to_dict()
+    assert (
+        not retired.active_at(cut - timedelta(days=3650)) and "disabled_at" not in retired.to_dict()
+    )
     assert SY.staff["s-001"].active_at(cut)
