@@ -49,6 +49,11 @@ def test_the_operator_guide_runs(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     signed = parse_signed(loads_strict((tmp_path / "federation" / "current.json").read_bytes()))
-    assert signed.serial == 2
+    assert signed.serial == 3  # section 9 signs once more
+    config = signed.config
+    assert [r.member for r in config.revocations] == ["210102001002"]
+    assert [k.valid_until is None for k in config.members["210102001001"].keys] == [False, True]
+    reset = config.staff["hp-mzj-li"].password_reset
+    assert reset is not None and (tmp_path / "hp-mzj-li.password").stat().st_mode & 0o077 == 0
     assert "210106" in signed.config.members and "2104" in signed.config.peers
     assert "+ 210106 铁西区政务服务中心" in result.stdout
