@@ -19,12 +19,14 @@ from typing import Any
 
 import aiohttp
 
-from ops.launch import DISTRICT_DEPTS, LocalFederation, eventually, free_port
+from ops.launch import DISTRICT_DEPTS, LocalFederation, eventually, free_port, run_cli
 from protocol.config import parse_signed
 from protocol.encoding import loads_strict
 from protocol.event import Event
 from tests.integration.harness import Clerk
 from tests.integration.test_village_district import application
+
+OPERATOR, OPERATOR_PASSWORD = "hp-yunwei", "运维口令-2026-ok"
 
 
 def hub_events(hub_data: Path, author: str) -> list[Event]:
@@ -56,8 +58,11 @@ async def test_operations_reach_the_members_through_sync(tmp_path: Path) -> None
         two, pw_two = await fed.add_station(
             "210102001002", "示例村便民服务站", hub, port=free_port()
         )
+        await fed.ops("staff", "add", "--id", OPERATOR, "--name", "运维值班", "--member", "210102",
+                      "--role", "operator")  # fmt: skip
         await hub.proc.start()
         await fed.publish()  # catalog publish, config sign, config push to the running hub
+        await fed.set_password(hub, OPERATOR, OPERATOR_PASSWORD)
         await one.proc.start()
         await two.proc.start()
         # One cookie jar per station: cookies do not tell ports apart.
@@ -123,7 +128,16 @@ async def test_operations_reach_the_members_through_sync(tmp_path: Path) -> None
             [before] = hub_events(hub.data, "210102001002")  # only the case signed before
             assert before.case == first[1]
             before.verify(config.member_key(before.author, before.sig.kid, before.at))
-            listed = await fed.ops("member", "list")
-            assert "吊销" in listed
+            # The operator's member list with what the hub saw of each member.
+            listed = await run_cli(
+                "ops", "member", "list", "--hub", hub.url, "--staff", OPERATOR,
+                env={**fed.env(), "TONGBAN_OPERATOR_PASSWORD": OPERATOR_PASSWORD},
+            )  # fmt: skip
+            rows = {line.split()[0]: line for line in listed.splitlines() if line[:1].isdigit()}
+            assert "吊销" in rows["210102001002"] and "秒前" in rows["210102001001"]
+            assert "从未" in rows["2101"]  # the city hub never ran
+            async with http_one.get(one.url + "metrics") as resp:
+                metrics = await resp.text()
+            assert 'tongban_node_overdue_cases{colour="red"} 0.0' in metrics
     finally:
         await fed.stop_all()
