@@ -42,7 +42,8 @@ from .services.staff import StaffSession
 
 OPERATOR_ROLE: Final = "operator"
 SILENT_HOURS_ENV: Final = "TONGBAN_SILENT_HOURS"
-SILENT_AFTER: Final = timedelta(hours=int(os.environ.get(SILENT_HOURS_ENV, "24") or 24))
+_SILENT_HOURS = os.environ.get(SILENT_HOURS_ENV, "")
+SILENT_AFTER: Final = timedelta(hours=int(_SILENT_HOURS) if _SILENT_HOURS.isdigit() else 24)
 LEVEL_NAMES: Final = {"city": "市", "district": "区县", "township": "乡镇", "village": "村"}
 SORTS: Final = ("id", "name", "level", "last_seen", "backlog", "errors")
 NAV: Final = ({"key": "dashboard", "label": "运维监控", "href": "/dashboard"},)

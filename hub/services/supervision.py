@@ -1,7 +1,7 @@
 """电子监察 (supervision of time limits): yellow and red cards for the cases this hub decides.
 
 A **yellow card** (黄牌) goes to an open case within ``near_days`` working days of its
-promised completion date (default 1, ``TONGBAN_CARD_NEAR_DAYS`` or the hub's setting); a
+promised completion date (``TONGBAN_CARD_NEAR_DAYS`` in the hub's environment, default 1); a
 **red card** (红牌) to one past it. Cards are computed from the folded cases, never stored:
 the deadline is the fold's own (``Case.deadline``: acceptance + promised working days +
 extension, pauses excluded, from the federation calendar); a case not yet accepted counts
