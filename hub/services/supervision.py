@@ -4,8 +4,9 @@ A **yellow card** (黄牌) goes to an open case within ``near_days`` working day
 promised completion date (``TONGBAN_CARD_NEAR_DAYS`` in the hub's environment, default 1); a
 **red card** (红牌) to one past it. Cards are computed from the folded cases, never stored:
 the deadline is the fold's own (``Case.deadline``: acceptance + promised working days +
-extension, pauses excluded, from the federation calendar); a case not yet accepted counts
-from receipt (rule 1, 视为受理); a paused case (待补办, 特别程序) has no card. A scheduled job
+extension, pauses excluded, from the federation calendar); a case nobody accepted within 5
+working days counts from receipt (rule 1, 视为受理, ``Case.deemed_accepted``); a case still
+in its acceptance window, or paused (补正, 待补办, 特别程序), has no card. A scheduled job
 (:meth:`hub.jobs.RelayJobs.supervise`) runs :func:`supervise` every few minutes to export
 the counts as metrics and raise an alert the first time a case gets its red card.
 
@@ -90,29 +91,30 @@ def near_days_setting() -> int:
     return int(raw) if raw.isdigit() else DEFAULT_NEAR_DAYS
 
 
-def due_date(case: Case, federation: Federation) -> date | None:
-    """The promised completion date by the fold's rules; None while paused or unknown."""
+def due_date(case: Case, federation: Federation, today: date) -> date | None:
+    """The promised completion date by the fold's rules; None while paused, before the
+    clock starts, or when the calendar cannot say."""
     config = federation.city(case.authority) or federation.home
     calendar = config.calendar
     try:
-        if case.accepted_at is None:
-            # 视为受理 (rule 1): a case nobody acted on counts as accepted from receipt.
-            deadline = calendar.add_workdays(day_of(case.received), case.terms.promise_days)
-        else:
+        if case.accepted_at is not None:
             found = case.deadline(calendar)
-            if found is None:  # pragma: no cover - accepted cases always have one
-                return None
-            deadline = found
+        elif case.deemed_accepted(calendar, today):
+            # 视为受理 (rule 1): nobody acted within 5 working days, so the case counts as
+            # accepted from receipt and its time limit runs from then.
+            found = calendar.add_workdays(day_of(case.received), case.terms.promise_days)
+        else:
+            return None  # within the acceptance window, or waiting for 补正: no clock yet
     except ProtocolError:
         return None
-    return deadline.date
+    return None if found is None else found.date
 
 
 def card_for(case: Case, federation: Federation, today: date, near_days: int) -> Card | None:
     """The case's card today, if it has one."""
     if case.state not in OPEN_STATES:
         return None
-    due = due_date(case, federation)
+    due = due_date(case, federation, today)
     if due is None:
         return None
     config = federation.city(case.authority) or federation.home

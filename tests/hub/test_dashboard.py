@@ -128,26 +128,31 @@ async def test_cards_are_computed_by_the_fold_and_exported(scene: Scene) -> None
     assert found[0].days_left < 0 and found[0].label == "红牌"
     assert await supervision.department_cards(hub, "wjj") == []
 
-    # Tomorrow's deadline is a yellow card with N=1, none with N=0 when it is 1 day away.
+    # An accepted case one working day before its deadline is a yellow card (N=1), not with
+    # N=0; a case still in its 5-day acceptance window has no card at all.
     chain = Chain(VILLAGE_B)
-    # 3 working days promised: received 2 working days ago → due in 1 working day.
-    today = datetime.now(CST).date()
-    back, counted = today, 0
+    accepted, waiting = submit(chain), submit(chain)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        await scene.running.client(VILLAGE_B, http).push(wire(accepted, waiting))
+        csrf = await login(http, scene.running.url, REVIEWER)
+        async with http.post(
+            f"{scene.running.url}api/cases/{accepted.case}/accept",
+            json={},
+            headers={"X-CSRF-Token": csrf},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
     calendar = hub.view.require().home.calendar
-    while counted < 2:
-        back -= timedelta(days=1)
-        counted = calendar.count_workdays(back, today)
-    ts = datetime.combine(back, datetime.min.time(), CST).replace(hour=10)
-    near = old_submission(chain, (today - back).days)
-    near = chain.events[-1] = chain.make(
-        1, None, "case.submitted", case=f"{VILLAGE_B}-{back:%Y%m%d}-9002",
-        to=near.to, body={**near.body, "location": VILLAGE_B, "pickup": VILLAGE_B}, ts=ts,
-    )  # fmt: skip
-    async with aiohttp.ClientSession() as http:
-        await scene.running.client(VILLAGE_B, http).push(wire(near))
+    today = datetime.now(CST).date()
+    due = calendar.add_workdays(today, 3).date  # RELIEF: 3 working days promised
+    assert due is not None
+    eve = due - timedelta(days=1)
+    while calendar.count_workdays(eve, due) < 1:
+        eve -= timedelta(days=1)
+    later = datetime.combine(eve, datetime.min.time(), CST).replace(hour=10)
+    hub.clock = lambda: later
     colours = {c.number: c.colour for c in await supervision.cards(hub)}
-    assert colours == {scene.red: "red", near.case: "yellow"}
-    assert near.case not in {c.number for c in await supervision.cards(hub, near_days=0)}
+    assert colours == {scene.red: "red", accepted.case: "yellow"}
+    assert accepted.case not in {c.number for c in await supervision.cards(hub, near_days=0)}
 
     counts = await supervision.supervise(hub)
     assert counts == {"yellow": 1, "red": 1}
