@@ -21,7 +21,7 @@ import contextlib
 import json
 import secrets
 import signal
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -362,7 +362,7 @@ class Demo:
             await link.close()
 
 
-async def _bounded(work: list[Awaitable[None]], limit: int = 3) -> None:
+async def _bounded(work: Sequence[Awaitable[None]], limit: int = 3) -> None:
     """Run CPU-heavy launches a few at a time (each is a Python process starting up)."""
     gate = asyncio.Semaphore(limit)
 

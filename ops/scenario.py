@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,10 @@ class Day:
             click.echo(line, err=True)
 
     async def close(self) -> None:
-        for who in (*self.windows.values(), *self.desks.values()):
-            await who.http.close()
+        for window in self.windows.values():
+            await window.http.close()
+        for desk in self.desks.values():
+            await desk.http.close()
 
 
 @dataclass(frozen=True)
@@ -210,10 +213,7 @@ async def open_up(day: Day) -> None:
         return bool(window.matters) and (len(cities) < 2 or bool(peers))
 
     await asyncio.gather(
-        *(
-            _until(lambda w=w: ready(w), 120, f"{w.name} 未取得事项目录")
-            for w in day.windows.values()
-        )
+        *(_until(partial(ready, w), 120, f"{w.name} 未取得事项目录") for w in day.windows.values())
     )
 
 
