@@ -428,7 +428,10 @@ def load(root: Path, base_port: int, topology: Path | None) -> tuple[Demo, dict[
         demo = Demo(root, Topology.load(saved_topology), int(logins["base_port"]))
         return demo, logins
     if root.exists() and any(root.iterdir()):
-        raise LaunchError(f"{root} 不是空目录，也没有演示数据（logins.json）；请换一个 --dir。")
+        raise LaunchError(
+            f"{root} 不是空目录，也没有完整的演示数据（logins.json）：上次创建中断了吗？"
+            "请删除该目录后重试，或换一个 --dir。"
+        )
     source = topology or TOPOLOGY
     plan = Topology.load(source)
     root.mkdir(parents=True, exist_ok=True)
