@@ -538,6 +538,7 @@ class Summary:
     submitted: int
     at_window: int  # not yet acknowledged by the parent hub (custody)
     in_custody: int  # held upstream, not decided
+    at_authority: int  # of in_custody: the authority's hub signed its 送达回执 (case.received)
     decided: int  # decided, not yet handed out
     delivered: int
     closed: int  # 不予受理 / withdrawn / terminated
@@ -563,7 +564,7 @@ class Summary:
             "今日汇总",
             f"  收件（受理回执）      {self.submitted}",
             f"  尚在窗口待上报        {self.at_window}",
-            f"  已托管、办理中        {self.in_custody}",
+            f"  已托管、办理中        {self.in_custody}（其中审批部门已签收 {self.at_authority}）",
             f"  已办结、待出件        {self.decided}",
             f"  已送达                {self.delivered}",
             f"  不予受理等终结        {self.closed}",
@@ -610,6 +611,8 @@ async def tally(day: Day) -> Summary:
         due = date.fromisoformat(deadline) if deadline else None
         if state in OPEN_STATES:
             counts["in_custody" if submitted and submitted[0]["synced"] else "at_window"] += 1
+            signed_for = any(e["type"] == "case.received" for e in detail["timeline"])
+            counts["at_authority"] += signed_for and bool(submitted and submitted[0]["synced"])
             overdue += due is not None and due < today
         elif state == "decided":
             counts["decided"] += 1
@@ -628,6 +631,7 @@ async def tally(day: Day) -> Summary:
         submitted=len(day.apps),
         at_window=counts["at_window"],
         in_custody=counts["in_custody"],
+        at_authority=counts["at_authority"],
         decided=counts["decided"],
         delivered=counts["delivered"],
         closed=counts["closed"],
