@@ -140,6 +140,8 @@ class Application:
     authority: str
     applicant: str
     tags: set[str] = field(default_factory=set)
+    serial: int = 0  # of the applicant's (made-up) ID number
+    bundle: str = ""  # the parent number of a 一件事 child
     decision: str = ""  # approved | denied | not_accepted (by the reviewer)
     delivered: bool = False
 
@@ -310,7 +312,9 @@ async def accept_one(day: Day, tag: str) -> None:
     if window.id in day.offline:
         tags.add("断网受理")
     day.apps.append(
-        Application(receipt["number"], matter["code"], window.id, pickup, authority, name, tags)
+        Application(
+            receipt["number"], matter["code"], window.id, pickup, authority, name, tags, serial
+        )
     )
 
 
@@ -386,6 +390,8 @@ async def work_desk(day: Day, desk: Desk, skip: set[str]) -> None:
         if app is None or number in skip:
             continue
         case = await desk.get(f"api/cases/{number}")
+        if case["state"] not in ("submitted", "accepted", "in_review"):
+            continue  # 补正 or paused: the applicant's move
         if case["state"] == "submitted":
             if day.rng.random() < 0.04:
                 await desk.act(number, "not-accept", {"reason": "申请材料与事项不符，不予受理"})
@@ -418,7 +424,8 @@ async def work_desk(day: Day, desk: Desk, skip: set[str]) -> None:
 
 async def hand_out(day: Day) -> None:
     """Results reach the pickup windows; most applicants come by and collect theirs."""
-    decided = [a for a in day.apps if a.decision in ("approved", "denied")]
+    decided = [a for a in day.apps if a.decision in ("approved", "denied") and not a.bundle]
+    await hand_out_bundles(day)
 
     async def arrived(app: Application) -> bool:
         detail = await day.windows[app.pickup].get(f"api/cases/{app.number}")
@@ -434,6 +441,136 @@ async def hand_out(day: Day) -> None:
             app.delivered = True
             day.counts["delivered"] += 1
             day.progress()
+
+
+async def ask_for_corrections(day: Day) -> None:
+    """补正: reviewers find something missing in a few new cases and say all of it at once."""
+    waiting = [
+        a for a in day.apps if not a.decision and not a.bundle and a.window not in day.offline
+    ]
+    chosen = day.rng.sample(waiting, min(len(waiting), max(1, len(waiting) // 12)))
+    for app in chosen:
+        desk = day.desks[app.authority]
+
+        async def queued(app: Application = app, desk: Desk = desk) -> bool:
+            case = await desk.get(f"api/cases/{app.number}")
+            return bool(case["state"] == "submitted")
+
+        await _until(queued, 30, "", quiet=True)
+        case = await desk.get(f"api/cases/{app.number}")
+        if case["state"] != "submitted":
+            continue
+        material = case["materials"][0]["id"]
+        items = [{"problem": "申请表未签名，请签名后重新扫描提交", "material": material}]
+        await desk.act(app.number, "request-correction", {"items": items, "opinion": "一次性告知"})
+        app.tags.add("补正")
+
+
+async def supply_corrections(day: Day) -> None:
+    """补齐补正: the applicants come back with what was missing, at their window."""
+    for app in [a for a in day.apps if "补正" in a.tags and not a.decision]:
+        window = day.windows[app.window]
+
+        async def told(app: Application = app, window: Window = window) -> bool:
+            detail = await window.get(f"api/cases/{app.number}")
+            return bool(detail["case"]["state"] == "correction")
+
+        await _until(told, 60, "", quiet=True)
+        try:
+            found = await window.post(
+                "api/supplements/lookup",
+                {"number": app.number, "id_number": id_number(app.serial)},
+            )
+        except ScenarioError:
+            continue  # the notice has not reached the window yet: the applicant comes tomorrow
+        form = aiohttp.FormData()
+        for item in found["items"]:
+            if item.get("material"):
+                scan = b"%PDF-1.4\n% signed form\n" + day.rng.randbytes(1024)
+                form.add_field(
+                    f"file.{item['material']}", scan, filename="补正.pdf",
+                    content_type="application/pdf",
+                )  # fmt: skip
+        if not any(item.get("material") for item in found["items"]):
+            continue
+        form.add_field("note", "已签名")
+        await window.post(f"api/cases/{app.number}/supplement", form)
+        app.tags.add("补齐补正")
+
+
+async def apply_for_bundle(day: Day) -> None:
+    """一件事一次办: 企业开办 at a window, one application, a child case per authority."""
+    for window in day.windows.values():
+        if window.id in day.offline:
+            continue
+        bundles = (await window.get("api/bundles"))["bundles"]
+        for bundle in bundles:
+            authorities = {
+                m["authority"]["id"]
+                for m in window.matters
+                if m["code"] in {c["code"] for c in bundle["matters"]}
+            }
+            if len(authorities) < len(bundle["matters"]) or not authorities <= set(day.desks):
+                continue  # not every authority has a reviewer in this demo
+            checklist = await window.get(f"api/bundles/{bundle['code']}/checklist")
+            day.serial += 1
+            name = day.rng.choice(SURNAMES) + day.rng.choice(GIVEN)
+            materials = [
+                {"id": m["id"], "mode": "pledged"} if m.get("pledgeable") else {"id": m["id"]}
+                for m in checklist["materials"]
+                if m.get("required", True) or m.get("pledgeable")
+            ]
+            body: dict[str, Any] = {
+                "applicant": {"name": name, "id_type": "111", "id_number": id_number(day.serial)},
+                "materials": materials,
+            }
+            if any(m.get("mode") == "pledged" for m in materials):
+                body["pledge"] = {"text": f"申请人{name}承诺所述属实，如有不实愿承担法律责任。"}
+            answer = await window.post(f"api/bundles/{bundle['code']}", body)
+            for child in answer["children"]:
+                day.apps.append(
+                    Application(
+                        child["number"], child["matter"]["code"], window.id, window.id,
+                        child["authority"]["id"], name, {"一件事一次办"}, day.serial,
+                        bundle=answer["number"],
+                    )
+                )  # fmt: skip
+            day.progress()
+            return
+
+
+async def hand_out_bundles(day: Day) -> None:
+    parents = {a.bundle: a.window for a in day.apps if a.bundle}
+    for parent, station in parents.items():
+        window = day.windows[station]
+
+        async def done(parent: str = parent, window: Window = window) -> bool:
+            return bool((await window.get(f"api/bundles/{parent}"))["can_deliver"])
+
+        await _until(done, 60, "", quiet=True)
+        if not await done():
+            continue
+        children = [a for a in day.apps if a.bundle == parent]
+        await window.post(
+            f"api/bundles/{parent}/deliver",
+            {"collector": children[0].applicant, "method": "窗口领取"},
+        )
+        for app in children:
+            app.delivered = True
+            day.counts["delivered"] += 1
+
+
+async def rate(day: Day) -> None:
+    """好差评: about half of those who collected a result rate the service."""
+    for app in [a for a in day.apps if a.delivered]:
+        if day.rng.random() < 0.5:
+            score = day.rng.choices([5, 4, 3, 2, 1], [60, 20, 10, 6, 4])[0]
+            comment = "办事方便，一次办好" if score >= 4 else "等候时间较长"
+            await day.windows[app.pickup].post(
+                f"api/cases/{app.number}/rate", {"score": score, "comment": comment}
+            )
+            app.tags.add("好评" if score >= 3 else "差评")
+            day.counts["rated"] += 1
 
 
 async def _every(
@@ -471,25 +608,23 @@ ACTS: tuple[Act, ...] = (
         "各窗口受理：本级事项、市区联办、都市圈通办、容缺受理、告知承诺、异地出件",
         intake(0.35),
     ),
+    Act("一件事一次办", "企业开办：一次申请，每个部门一个子办件，结果一并出件", apply_for_bundle),
     Act("村站断网", "一个村站的线路中断（演示的可断开上行链路），窗口照常受理", go_offline),
     Act("断网收件", "断网期间继续受理，办件留在村站等待上报", intake(0.2)),
+    Act("补正", "审批部门对少量新办件一次性告知补正", ask_for_corrections),
     Act("上午审批", "各部门受理、逐步审查、办结（准予或不予许可）、少量不予受理", review()),
+    Act("补齐补正", "申请人回到窗口核验身份后补齐材料，办件回到审批部门", supply_corrections),
     Act("恢复联网", "线路恢复，村站立即同步，断网期间的办件上报托管", come_back),
     Act("下午收件", "各窗口继续受理", intake(1.0)),
     Act("下午审批", "审批下午到达的办件，约一半留待次日", review(leave_new=0.5)),
-    Act("出件", "结果回到申请人选定的窗口，多数申请人当天领取", hand_out),
-    Act(
-        "补正",
-        "审批部门一次性告知补正，窗口提交补正材料后重新审查",
-        None,
-        "node: POST /api/cases/{n}/correct (signs case.corrected); hub: request-correction exists",
-    ),
+    Act("出件", "结果回到申请人选定的窗口，多数申请人当天领取；一件事一并出件", hand_out),
+    Act("好差评", "约一半领取结果的申请人评价服务", rate),
     Act(
         "容缺补齐",
         "容缺受理的办件补齐材料后准予办结",
         None,
-        "hub: workbench action for case.supplement_requested; "
-        "node: POST /api/cases/{n}/supplement (signs case.supplemented)",
+        "hub: a workbench action signing case.supplement_requested (the node's "
+        "POST /api/cases/{n}/supplement already signs case.supplemented)",
     ),
     Act(
         "告知承诺核查",
@@ -498,22 +633,12 @@ ACTS: tuple[Act, ...] = (
         "hub: verification-task API (list/close a post-decision check, DOMAIN.md rule 4)",
     ),
     Act(
-        "一件事一次办",
-        "企业开办：一次申请，四个部门分别办理，结果一并出件",
-        None,
-        "node: bundle submission (e.g. POST /api/bundles) creating the parent and child cases",
-    ),
-    Act(
         "即办",
         "下放到村（社区）、街道的即办件由窗口当场办结",
         None,
-        "node: POST /api/cases/{n}/decide for delegated matters (signs case.accepted/decided)",
-    ),
-    Act(
-        "好差评",
-        "申请人领取后评价，差评进入回访",
-        None,
-        "node: POST /api/cases/{n}/rate (signs case.rated); hub: 差评 follow-up list",
+        "node POST /api/cases/{n}/decide exists; the demo must also list each station's "
+        "clerk as staff and entrust the authority's seal key to the window "
+        "(<data>/seals/<authority>.key in the authority's seal_keys): no ops command does that",
     ),
 )
 

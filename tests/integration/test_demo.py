@@ -85,7 +85,8 @@ async def test_demo_scenario_and_metro_result_in_the_browser(demo: Demo, tmp_pat
     assert summary.decided + summary.delivered == reviewed["approved"] + reviewed["denied"]
     assert summary.closed == reviewed["not_accepted"]
     assert summary.at_window == 0  # the offline village reported everything once back
-    assert {"市区联办", "都市圈通办", "断网受理"} <= set(summary.tags)
+    assert {"市区联办", "都市圈通办", "断网受理", "补正", "补齐补正"} <= set(summary.tags)
+    assert summary.tags["好评"] + summary.tags["差评"] > 0
     assert summary.mean_to_result is not None and summary.mean_to_result >= 0
 
     # -- 都市圈通办 in the browser, at a 抚顺 village window ---------------------------------
