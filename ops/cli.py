@@ -194,7 +194,7 @@ def ops() -> None:
 
 @click.group()
 def demo() -> None:
-    """A small federation on localhost (SQLite) to click through."""
+    """The 沈阳都市圈 demo federation on localhost (SQLite), and a day's scenario."""
 
 
 @demo.command("run")
@@ -207,21 +207,62 @@ def demo() -> None:
     help="Where the demo keeps every member's data (reused on the next run).",
 )
 @click.option("--port", "base_port", type=int, default=8400, show_default=True, help="First port.")
-def demo_run(root: Path, base_port: int) -> None:
-    """Start a small 沈阳 federation on 127.0.0.1 (SQLite) and print where to click.
+@click.option(
+    "--topology",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Members and ports for a new demo (default ops/examples/demo.yaml).",
+)
+def demo_run(root: Path, base_port: int, topology: Path | None) -> None:
+    """Start the 沈阳都市圈 demo on 127.0.0.1 (SQLite) and print where to click.
 
-    The first run builds it (city hub, 和平区 hub, two village stations, the example catalog,
-    reviewer accounts); later runs start the same members with their data. Ctrl-C stops all.
+    The first run builds it (沈阳 and 抚顺 city hubs as metro peers, district hubs, village
+    and township stations, the example catalogs, reviewer accounts); later runs start the
+    same members with their data. Ctrl-C stops all.
     """
     from .demo import run
     from .launch import LaunchError
 
     try:
-        asyncio.run(run(root, base_port))
+        asyncio.run(run(root, base_port, topology))
     except LaunchError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+@demo.command("scenario")
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-data"),
+    show_default=True,
+    help="The running demo's folder (logins.json).",
+)
+@click.option("--cases", type=int, default=300, show_default=True, help="Applications in the day.")
+@click.option("--seed", type=int, default=2026, show_default=True, help="Random seed.")
+@click.option("--list", "list_acts", is_flag=True, help="List the acts (and those still missing).")
+def demo_scenario(root: Path, cases: int, seed: int, list_acts: bool) -> None:
+    """Drive a working day against the running demo through its public HTTP APIs.
+
+    Windows accept applications (市区联办, 都市圈通办, 容缺, 告知承诺, pickups elsewhere), a
+    village goes offline for part of the day, reviewers decide, windows hand results out;
+    it ends with a summary whose numbers add up.
+    """
+    from .launch import LaunchError
+    from .scenario import ScenarioError, describe, run_scenario
+
+    if list_acts:
+        click.echo(describe())
+        return
+    try:
+        summary = asyncio.run(run_scenario(root, cases=cases, seed=seed))
+    except (LaunchError, ScenarioError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary.render())
+    if not summary.adds_up():
+        raise click.ClickException("汇总数字对不上：有办件下落不明")
 
 
 @ops.group("federation")

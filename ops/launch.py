@@ -51,7 +51,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port`` now. SO_REUSEADDR as the servers
+    set it: connections of a stopped run lingering in TIME_WAIT do not make a port busy."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -224,6 +227,27 @@ class LocalFederation:
         db: str | None = None,
     ) -> Member:
         """``hub init`` on a new hub, and the operator approves its request."""
+        member, request = await self.init_hub(
+            member_id, name, parent_url, departments, port=port, db=db
+        )
+        await self.approve(member, request, departments)
+        return member
+
+    async def init_hub(
+        self,
+        member_id: str,
+        name: str,
+        parent_url: str | None,
+        departments: dict[str, str],
+        *,
+        port: int,
+        db: str | None = None,
+    ) -> tuple[Member, str]:
+        """``hub init`` on a new hub's machine: the member and its enrolment request.
+
+        Independent of the federation directory, so several may run at once; approve them
+        (:meth:`approve`) one at a time, parents first.
+        """
         data = self.root / f"hub-{member_id}"
         args = ["hub", "init", "--id", member_id, "--data", str(data), "--name", name]
         args += ["--port", str(port), "--root", self.root_key]
@@ -233,29 +257,44 @@ class LocalFederation:
         if db:
             args += ["--db", db]
         out = await run_cli(*args)
-        names = [a for d, n in departments.items() for a in ("--authority-name", f"{d}={n}")]
-        await self.ops(
-            "member", "approve", enrolment_line(out),
-            "--endpoint", f"http://127.0.0.1:{port}/", *names,
-        )  # fmt: skip
         member = self.member(member_id, "hub", name, data, port)
         member.db = db or ""
-        return member
+        return member, enrolment_line(out)
 
-    async def add_station(
-        self, member_id: str, name: str, parent: Member, *, port: int
-    ) -> tuple[Member, str]:
-        """``node init`` on a new station, approved; returns it and its admin password."""
+    async def init_station(
+        self, member_id: str, name: str, parent_url: str, *, port: int
+    ) -> tuple[Member, str, str]:
+        """``node init`` on a new station's PC: the member, its admin password, its request."""
         data = self.root / f"node-{member_id}"
         out = await run_cli(
-            "node", "init", "--id", member_id, "--parent", parent.url, "--data", str(data),
+            "node", "init", "--id", member_id, "--parent", parent_url, "--data", str(data),
             "--port", str(port), "--root", self.root_key, "--name", name,
         )  # fmt: skip
         password = re.search(r"密码\s+(\S+)", out)
         if password is None:
             raise LaunchError(f"node init printed no password:\n{out}")
-        await self.ops("member", "approve", enrolment_line(out))
-        return self.member(member_id, "node", name, data, port), password.group(1)
+        member = self.member(member_id, "node", name, data, port)
+        return member, password.group(1), enrolment_line(out)
+
+    async def approve(
+        self, member: Member, request: str, departments: dict[str, str] | None = None
+    ) -> None:
+        """The operator approves an enrolment request (a hub's with its endpoint)."""
+        args = ["member", "approve", request]
+        if member.kind == "hub":
+            args += ["--endpoint", member.url]
+            args += [
+                a for d, n in (departments or {}).items() for a in ("--authority-name", f"{d}={n}")
+            ]
+        await self.ops(*args)
+
+    async def add_station(
+        self, member_id: str, name: str, parent: Member, *, port: int
+    ) -> tuple[Member, str]:
+        """``node init`` on a new station, approved; returns it and its admin password."""
+        member, password, request = await self.init_station(member_id, name, parent.url, port=port)
+        await self.approve(member, request)
+        return member, password
 
     async def add_staff(
         self, staff_id: str, name: str, member: str, department: str, *roles: str

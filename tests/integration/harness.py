@@ -19,17 +19,10 @@ import asyncpg
 from yarl import URL
 
 from ops.launch import CITY_DEPTS, DISTRICT_DEPTS, LocalFederation, Member, free_port
+from ops.scenario import id_number as id_number  # re-exported for the tests
 from tests.conftest import need_service
 
 PG_URL = os.environ.get("TONGBAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def id_number(serial: int, birth: str = "19900101", region: str = "210102") -> str:
-    """A well-formed 18-character 居民身份证 number (GB 11643 check character) for test data."""
-    body = f"{region}{birth}{serial % 1000:03d}"
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    total = sum(int(c) * w for c, w in zip(body, weights, strict=True))
-    return body + "10X98765432"[total % 11]
 
 
 async def fresh_database() -> tuple[str, Callable[[], Awaitable[None]]]:
