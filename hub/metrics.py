@@ -73,6 +73,13 @@ class HubMetrics:
             ["destination"],
             registry=r,
         )
+        self.peer_clock_skew = Gauge(
+            "tongban_hub_peer_clock_skew_seconds",
+            "How far a member's clock is behind this hub's (negative: ahead), from the signed"
+            " Tongban-Clock header of its last request.",
+            ["peer"],
+            registry=r,
+        )
 
         self.events_pushed = Counter(
             "tongban_hub_events_pushed",

@@ -50,6 +50,7 @@ from protocol.errors import ProtocolError
 from protocol.event import Event
 from protocol.http.backoff import Backoff
 from protocol.http.client import PeerClient, PeerError, PeerFailure, PeerUnavailable
+from protocol.http.clock import PeerClock
 from protocol.http.tus_client import TusClient
 from protocol.sync import Ack, FeedPage, PushSession
 
@@ -135,14 +136,22 @@ class SyncEngine:
         chunk_size: int | None = None,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.ctx = ctx
         self.metrics = metrics or NodeMetrics()
         self.feed_wait = feed_wait
         station = ctx.station
-        self.peer = PeerClient(station.parent_url, station.id, ctx.key, session)
+        # One view of the hub's clock for both clients: a station whose clock is off learns
+        # the hub's time once (protocol.http.clock) and signs every request with it.
+        self.clock = PeerClock(clock)
+        self.peer = PeerClient(
+            station.parent_url, station.id, ctx.key, session, peer_clock=self.clock
+        )
         tus_kwargs: dict[str, Any] = {} if chunk_size is None else {"chunk_size": chunk_size}
-        self.tus = TusClient(station.parent_url, station.id, ctx.key, session, **tus_kwargs)
+        self.tus = TusClient(
+            station.parent_url, station.id, ctx.key, session, peer_clock=self.clock, **tus_kwargs
+        )
         self.backoff = Backoff()
         self._rng = rng or random.Random()
         self._monotonic = monotonic
@@ -174,6 +183,7 @@ class SyncEngine:
             failures=self.backoff.failures,
             next_attempt_in=None if self._in_cycle else next_in,
             last_error=self._last_error,
+            clock_offset=self.clock.offset,
         )
 
     def wake(self) -> None:

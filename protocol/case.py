@@ -484,11 +484,21 @@ Side = Literal["window", "authority"]
 Changes = dict[str, Any]
 
 
+def _claimed_at(event: Event) -> datetime:
+    return event.at
+
+
 class CaseFolder:
     """Folds case events under the rules of one federation view."""
 
-    def __init__(self, federation: Federation) -> None:
+    def __init__(
+        self, federation: Federation, when: Callable[[Event], datetime] | None = None
+    ) -> None:
+        """``when(event)`` is the instant a time limit counts the event at: by default its
+        ``ts`` (the author's clock); a hub passes its own estimate, so the limits run on the
+        authority's clock even when a station's clock is off (docs/reliability.md)."""
         self._federation = federation
+        self._when: Callable[[Event], datetime] = when or _claimed_at
         self._handlers: Mapping[str, Callable[[Case, Event, Staff | None], Changes]] = {
             "case.correction_requested": self._correction_requested,
             "case.corrected": self._corrected,
@@ -550,10 +560,11 @@ class CaseFolder:
         assert target is not None  # a pause always records the state it interrupted
         pauses = case.pauses
         if case.state in PAUSED and target not in PAUSED:
-            end = max(day_of(event.at), pauses[-1].start)  # an offline clock may run behind
+            # An offline clock may run behind.
+            end = max(day_of(self._when(event)), pauses[-1].start)
             pauses = (*pauses[:-1], Pause(pauses[-1].start, end))
         if target in PAUSED and case.state not in PAUSED:
-            pauses = (*pauses, Pause(day_of(event.at)))
+            pauses = (*pauses, Pause(day_of(self._when(event))))
             changes["previous"] = case.state
         return replace(
             case, state=target, pauses=pauses, history=(*case.history, event.id), **changes
@@ -647,7 +658,7 @@ class CaseFolder:
             window=window,
             pickup=pickup,
             state=CaseState.SUBMITTED,
-            received=event.at,
+            received=self._when(event),
             applicant=_applicant(body.get("applicant")),
             agent=_agent(body.get("agent")),
             location=location,
@@ -675,7 +686,7 @@ class CaseFolder:
         if body.get("pledge") is not None:
             pledge = _pledge(body["pledge"])
             if pledge.deadline is not None:
-                day = day_of(event.at)
+                day = day_of(self._when(event))
                 promised = calendar.add_workdays(day, matter.promise_days).date
                 assert promised is not None  # no pauses, so the count always ends
                 if not day <= pledge.deadline <= promised:
@@ -707,7 +718,7 @@ class CaseFolder:
         return {"materials": materials, "pledge": pledge, "items": ()}
 
     def _accepted(self, case: Case, event: Event, staff: Staff | None) -> Changes:
-        return {"accepted_at": event.at, "items": ()}
+        return {"accepted_at": self._when(event), "items": ()}
 
     def _not_accepted(self, case: Case, event: Event, staff: Staff | None) -> Changes:
         return {"reason": _reason(event.body)}
@@ -785,14 +796,14 @@ class CaseFolder:
             raise _reject("wrong_role", f"{acting.id} lacks role {terms.steps[-1].role}")
         if code == 0 and case.outstanding:
             raise _reject("materials_outstanding", f"容缺 materials due: {case.outstanding}")
-        return {"decided_at": event.at, "result_code": code, "reason": reason}
+        return {"decided_at": self._when(event), "result_code": code, "reason": reason}
 
     # -- after the decision, and exits ----------------------------------------------------
 
     def _delivered(self, case: Case, event: Event, staff: Staff | None) -> Changes:
         _text(event.body, "collector", "delivery")
         _text(event.body, "method", "delivery")
-        return {"delivered_at": event.at}
+        return {"delivered_at": self._when(event)}
 
     def _rated(self, case: Case, event: Event, staff: Staff | None) -> Changes:
         body = event.body

@@ -112,9 +112,16 @@ async def authenticate_member(request: web.Request, max_bytes: int) -> str:
         public_base=hub.settings.public_base,
         max_bytes=max_bytes,
     )
-    if not await hub.store.claim_nonce(verified.keyid, verified.nonce, verified.created):
+    member = owners[-1]
+    clock = None
+    if verified.clock is not None:
+        # Authenticated (the header is covered by the signature): how far off it runs.
+        clock = (member, int(now.timestamp()) - verified.clock, now)
+    if not await hub.store.claim_nonce(verified.keyid, verified.nonce, verified.created, clock):
         raise RemoteProtocolError(
             "replayed_nonce", f"nonce already used by key {verified.keyid[:64]!r}"
         )
-    request[MEMBER_KEY] = owners[-1]
-    return owners[-1]
+    if clock is not None:
+        hub.metrics.peer_clock_skew.labels(peer=member).set(clock[1])
+    request[MEMBER_KEY] = member
+    return member

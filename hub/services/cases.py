@@ -9,8 +9,9 @@ case (``rejected``, ``last_error``) and raised as an alert for people to sort ou
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -72,6 +73,24 @@ def _history(fold_text: str) -> list[str]:
     return [i for i in raw if isinstance(i, str)]
 
 
+def authority_time(skew: int | None, received: datetime) -> Callable[[Event], datetime]:
+    """When time limits count an event: its ``ts`` corrected by the skew we measured on its
+    author's clock (if it talks to us directly), and never later than we received it.
+
+    A station clock days behind would otherwise start the 5-working-day deemed acceptance
+    early; one days ahead would put a submission after its own decision.
+    """
+
+    def when(event: Event) -> datetime:
+        try:
+            counted = event.at + timedelta(seconds=skew or 0)
+        except OverflowError:
+            return received
+        return min(counted, received)
+
+    return when
+
+
 def fold_txn(
     store: HubStore,
     c: Connection,
@@ -84,8 +103,9 @@ def fold_txn(
     """Fold ``event`` into its case and save it; with ``strict`` a refusal raises instead."""
     assert event.case is not None
     record, case = load_case_txn(store, c, federation, event.case, lock=True)
+    when = authority_time(store.peer_skew_txn(c, event.author), at)
     try:
-        new = CaseFolder(federation).apply(case, event)
+        new = CaseFolder(federation, when).apply(case, event)
     except CaseRejected as exc:
         if strict:
             raise

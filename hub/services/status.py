@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocol.http.signing import DEFAULT_WINDOW
+
 from ..core import Hub
+
+#: A peer's clock further off than the request window (±300 s) is flagged: it syncs only
+#: because its client corrects ``created`` from our ``Date`` (protocol.http.clock).
+CLOCK_FLAG_SECONDS = DEFAULT_WINDOW
 
 
 async def health(hub: Hub) -> dict[str, Any]:
@@ -33,6 +39,15 @@ async def health(hub: Hub) -> dict[str, Any]:
             "backlog_bytes": s.backlog_bytes,
         }
         for s in await hub.store.all_peer_status()
+    ]
+    report["clocks"] = [
+        {
+            "member": member,
+            "skew_seconds": skew,
+            "seen_at": seen_at.isoformat(),
+            "skewed": abs(skew) > CLOCK_FLAG_SECONDS,
+        }
+        for member, skew, seen_at in await hub.store.peer_clocks()
     ]
     return report
 

@@ -267,6 +267,16 @@ class NonceRow(Base):
     created: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
+class PeerClockRow(Base):
+    """How far a member's clock was off ours on its last signed request (seconds to add
+    to its clock to get ours), from the signed ``Tongban-Clock`` header."""
+
+    __tablename__ = "peer_clocks"
+    member: Mapped[str] = mapped_column(String(20), primary_key=True)
+    skew: Mapped[int] = mapped_column(BigInteger)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class ConfigRow(Base):
     """Every signed config adopted, per city (home and metro peers), by serial."""
 

@@ -43,6 +43,7 @@ from .models import (
     FeedHeadRow,
     NonceRow,
     OutboxRow,
+    PeerClockRow,
     PeerStatusRow,
     QuarantineRow,
     SessionRow,
@@ -992,8 +993,42 @@ class HubStore:
         """Record a request nonce; False when any worker saw it before (a replay)."""
         return insert_ignore(c, NonceRow, kid=kid, nonce=nonce, created=created)
 
-    async def claim_nonce(self, kid: str, nonce: str, created: int) -> bool:
-        return await self.db.run("claim_nonce", self.claim_nonce_txn, kid, nonce, created)
+    async def claim_nonce(
+        self,
+        kid: str,
+        nonce: str,
+        created: int,
+        clock: tuple[str, int, datetime] | None = None,
+    ) -> bool:
+        """Claim the nonce and, when the request carried its clock, record ``(member, skew,
+        at)`` in the same transaction (only if the nonce was fresh)."""
+
+        def txn(c: Connection) -> bool:
+            fresh = self.claim_nonce_txn(c, kid, nonce, created)
+            if fresh and clock is not None:
+                member, skew, at = clock
+                upsert(c, PeerClockRow, ["member"], member=member, skew=skew, seen_at=at)
+            return fresh
+
+        return await self.db.run("claim_nonce", txn)
+
+    def peer_skew_txn(self, c: Connection, member: str) -> int | None:
+        """Seconds to add to ``member``'s clock to get ours, if it ever told us its clock."""
+        value = c.execute(select(PeerClockRow.skew).where(PeerClockRow.member == member))
+        return value.scalar_one_or_none()
+
+    async def peer_clocks(self) -> list[tuple[str, int, datetime]]:
+        """Every member's last known clock skew: (member, skew seconds, seen at)."""
+
+        def txn(c: Connection) -> list[tuple[str, int, datetime]]:
+            rows = c.execute(
+                select(PeerClockRow.member, PeerClockRow.skew, PeerClockRow.seen_at).order_by(
+                    PeerClockRow.member
+                )
+            )
+            return [(r.member, r.skew, r.seen_at) for r in rows]
+
+        return await self.db.run("peer_clocks", txn)
 
     async def prune(self, *, nonces_before: int, now: datetime) -> None:
         """Forget nonces older than the clock window and expired sessions."""

@@ -134,6 +134,7 @@ class EngineRuntime:
     failures: int
     next_attempt_in: float | None
     last_error: str | None
+    clock_offset: int = 0  # seconds to add to this PC's clock to get the hub's
 
 
 @dataclass

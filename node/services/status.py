@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from protocol.config import Freshness
+from protocol.http.signing import DEFAULT_WINDOW
 
 from ..logs import log
 from ..storage import ClerkRow, QuarantineRow
@@ -115,7 +116,24 @@ async def sync_status(ctx: NodeContext) -> dict[str, Any]:
         },
         "quarantined": len(quarantined),
         "config": config_view(ctx),
+        **clock_view(0 if runtime is None else runtime.clock_offset),
     }
+
+
+#: Beyond this the station's clock would be refused without correction (the ±300 s request
+#: window, protocol.http.signing.DEFAULT_WINDOW): sync goes on, the clerk is told.
+CLOCK_WARN_SECONDS = DEFAULT_WINDOW
+
+
+def clock_view(offset: int) -> dict[str, Any]:
+    """How far this PC's clock is off the hub's, and a warning for the clerk if too far."""
+    warning = None
+    if abs(offset) > CLOCK_WARN_SECONDS:
+        hours, rest = divmod(abs(offset), 3600)
+        amount = f"{hours} 小时 {rest // 60} 分" if hours else f"{rest // 60} 分钟"
+        way = "慢" if offset > 0 else "快"
+        warning = f"本机时钟比上级{way} {amount}，同步照常进行，请校准系统时间"
+    return {"clock_offset": offset, "clock_warning": warning}
 
 
 def _quarantine_row(ctx: NodeContext, row: QuarantineRow) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from yarl import URL
 from ..encoding import canonical, loads_strict
 from ..errors import ProtocolError
 from ..keys import KeyPair
+from .clock import CLOCK_HEADER, PeerClock
 from .server import decode_body
 from .signing import sign_request
 
@@ -54,6 +55,16 @@ class PeerUnavailable(PeerFailure):
     """No answer from the peer: network error or timeout."""
 
 
+class StaleRequest(Exception):
+    """A ``stale_request`` refusal and the peer's ``Date``, for one corrected retry
+    (internal to the clients: callers see ``error``, a PeerError, if the retry fails too)."""
+
+    def __init__(self, error: PeerError, date: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.date = date
+
+
 def new_nonce() -> str:
     # 128 bits from the OS CSPRNG: collisions within a replay window are not a concern.
     return secrets.token_urlsafe(16)
@@ -73,6 +84,7 @@ class PeerClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.time,
         nonce_factory: Callable[[], str] = new_nonce,
+        peer_clock: PeerClock | None = None,
     ) -> None:
         self.base_url = URL(base_url)
         if not self.base_url.absolute:
@@ -82,7 +94,8 @@ class PeerClient:
         self.session = session
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
-        self._clock = clock
+        #: The peer's time as learned from its ``Date`` header (share it with a TusClient).
+        self.clock = peer_clock or PeerClock(clock)
         self._nonce = nonce_factory
 
     def __repr__(self) -> str:
@@ -159,16 +172,39 @@ class PeerClient:
         ack_statuses: tuple[int, ...] = (),
     ) -> tuple[int, Any]:
         """Sign and send; return (status, parsed JSON or None) for 2xx/304 and for
-        ``ack_statuses`` whose body is an acknowledgement; raise otherwise."""
-        signed = dict(headers)
+        ``ack_statuses`` whose body is an acknowledgement; raise otherwise.
+
+        A ``stale_request`` refusal teaches the client the peer's time (its ``Date``
+        header) and the request is signed again and retried once (protocol.http.clock).
+        """
+        try:
+            return await self._request_once(method, url, headers, body, seconds, ack_statuses)
+        except StaleRequest as stale:
+            if not self.clock.learn(stale.date):
+                raise stale.error from None
+        try:
+            return await self._request_once(method, url, headers, body, seconds, ack_statuses)
+        except StaleRequest as stale:
+            raise stale.error from None
+
+    async def _request_once(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes,
+        seconds: float | None,
+        ack_statuses: tuple[int, ...],
+    ) -> tuple[int, Any]:
+        signed = {**headers, CLOCK_HEADER: str(self.clock.local())}
         signed.update(
             sign_request(
                 method,
                 str(url),
-                headers,
+                signed,
                 body,
                 self.key,
-                created=int(self._clock()),
+                created=self.clock.created(),
                 nonce=self._nonce(),
             )
         )
@@ -184,6 +220,7 @@ class PeerClient:
                 allow_redirects=False,
             ) as resp:
                 raw = await self._read(resp)
+                date = resp.headers.get("Date")
         # TimeoutError (total timeout) is an OSError, as are socket errors aiohttp lets through.
         except (aiohttp.ClientError, OSError) as exc:
             raise PeerUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
@@ -195,7 +232,10 @@ class PeerClient:
                 if isinstance(answer, dict) and "custody" in answer:
                     return resp.status, answer
         if not 200 <= resp.status < 300:
-            raise self._error(resp.status, raw)
+            error = self._error(resp.status, raw)
+            if error.reason == "stale_request":
+                raise StaleRequest(error, date)
+            raise error
         try:
             return resp.status, loads_strict(raw) if raw else None
         except ProtocolError as exc:

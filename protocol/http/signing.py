@@ -44,6 +44,8 @@ COVERED_COMPONENTS: Final = ("@method", "@target-uri", "content-digest")
 REQUIRED_PARAMS: Final = ("created", "keyid", "nonce")
 #: Dictionary label of our signature in Signature-Input / Signature (not covered; cosmetic).
 SIGNATURE_LABEL: Final = "tongban"
+#: The client's own clock (see protocol.http.clock), covered when the request carries it.
+CLOCK_COMPONENT: Final = "tongban-clock"
 #: Default accepted clock skew, seconds, either side of the server's now.
 DEFAULT_WINDOW: Final = 300
 
@@ -55,6 +57,8 @@ class VerifiedRequest:
     keyid: str
     created: int
     nonce: str
+    #: The client's uncorrected clock from a covered ``Tongban-Clock`` header, if any.
+    clock: int | None = None
 
 
 class _Message:
@@ -106,6 +110,9 @@ def sign_request(
     bytes it will send (already gzip-compressed if it sends ``Content-Encoding: gzip``).
     """
     message = _Message(method.upper(), url, dict(headers))
+    covered = COVERED_COMPONENTS
+    if _header(headers, CLOCK_COMPONENT) is not None:
+        covered = (*COVERED_COMPONENTS, CLOCK_COMPONENT)
     # prepare()/apply() around KeyPair.sign: the library never needs the private key.
     signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519)
     try:
@@ -116,7 +123,7 @@ def sign_request(
             nonce=nonce,
             label=SIGNATURE_LABEL,
             include_alg=True,
-            covered_component_ids=COVERED_COMPONENTS,
+            covered_component_ids=covered,
             body=body,
             # A caller-supplied Content-Digest is kept but checked against the body.
             use_existing_digest=True,
@@ -288,6 +295,12 @@ def verify_request(
         ContentDigest.verify_components(result.covered_components, body)
     except InvalidSignature as exc:
         raise RemoteProtocolError("digest_mismatch", str(exc)) from None
+    clock = None
+    if CLOCK_COMPONENT in names:
+        value = _header(headers, CLOCK_COMPONENT) or ""
+        if not value.isascii() or not value.isdigit() or len(value) > 12:
+            raise RemoteProtocolError("bad_request_signature", "Tongban-Clock must be Unix seconds")
+        clock = int(value)
     if nonces.seen(keyid, nonce, created):
         raise RemoteProtocolError("replayed_nonce", f"nonce already used by key {keyid[:64]!r}")
-    return VerifiedRequest(keyid=keyid, created=created, nonce=nonce)
+    return VerifiedRequest(keyid=keyid, created=created, nonce=nonce, clock=clock)

@@ -37,7 +37,8 @@ from ..encoding import loads_strict
 from ..errors import ProtocolError
 from ..keys import KeyPair
 from .blobs import check_hash
-from .client import PeerError, PeerUnavailable, new_nonce
+from .client import PeerError, PeerUnavailable, StaleRequest, new_nonce
+from .clock import CLOCK_HEADER, PeerClock
 from .signing import sign_request
 from .tus import checksum_header, encode_metadata
 
@@ -85,6 +86,7 @@ class TusClient:
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
         nonce_factory: Callable[[], str] = new_nonce,
+        peer_clock: PeerClock | None = None,
     ) -> None:
         self.base_url = URL(base_url)
         if not self.base_url.absolute:
@@ -96,7 +98,8 @@ class TusClient:
         self.session = session
         self.chunk_size = chunk_size
         self.timeout = timeout
-        self._clock = clock
+        #: The hub's time as learned from its ``Date`` header (shared with the PeerClient).
+        self.clock = peer_clock or PeerClock(clock)
         self._nonce = nonce_factory
 
     def url(self, path: str) -> URL:
@@ -210,8 +213,25 @@ class TusClient:
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str], body: bytes = b""
     ) -> tuple[int, Mapping[str, str], int]:
-        """Sign and send; (status, headers, Upload-Offset) of a 2xx, PeerFailure otherwise."""
-        signed = {"Tus-Resumable": TUS_VERSION, **headers}
+        """Sign and send; (status, headers, Upload-Offset) of a 2xx, PeerFailure otherwise.
+
+        A ``stale_request`` refusal corrects the clock from the hub's ``Date`` and the
+        request is retried once (protocol.http.clock).
+        """
+        try:
+            return await self._send_once(method, url, headers, body)
+        except StaleRequest as stale:
+            if not self.clock.learn(stale.date):
+                raise stale.error from None
+        try:
+            return await self._send_once(method, url, headers, body)
+        except StaleRequest as stale:
+            raise stale.error from None
+
+    async def _send_once(
+        self, method: str, url: URL, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str], int]:
+        signed = {"Tus-Resumable": TUS_VERSION, CLOCK_HEADER: str(self.clock.local()), **headers}
         signed.update(
             sign_request(
                 method,
@@ -219,7 +239,7 @@ class TusClient:
                 signed,
                 body,
                 self.key,
-                created=int(self._clock()),
+                created=self.clock.created(),
                 nonce=self._nonce(),
             )
         )
@@ -234,7 +254,10 @@ class TusClient:
             ) as resp:
                 if not 200 <= resp.status < 300:
                     raw = await resp.content.read(_MAX_ERROR_BODY)
-                    raise self._error(resp.status, raw)
+                    error = self._error(resp.status, raw)
+                    if error.reason == "stale_request":
+                        raise StaleRequest(error, resp.headers.get("Date"))
+                    raise error
                 offset = _offset_header(resp, f"{method} {url.path}")
                 return resp.status, dict(resp.headers), offset
         except (aiohttp.ClientError, OSError) as exc:

@@ -246,9 +246,10 @@ def submit(
     to: str = HP_MZJ,
     pickup: str | None = None,
     blobs: dict[str, list[str]] | None = None,
+    ts: datetime | None = None,
 ) -> Event:
-    """A valid ``case.submitted`` on ``chain`` (the window's next event)."""
-    day = datetime.now(CST).strftime("%Y%m%d")
+    """A valid ``case.submitted`` on ``chain`` (the window's next event), at ``ts`` (now)."""
+    day = (ts or datetime.now(CST)).strftime("%Y%m%d")
     number = f"{chain.author}-{day}-{next(_CASE_N):04d}"
     blobs = blobs or {}
     body = {
@@ -262,7 +263,9 @@ def submit(
         ],
     }
     window, pickup = chain.author, body["pickup"]
-    return chain.next("case.submitted", case=number, to=submitted_to(to, window, pickup), body=body)
+    return chain.next(
+        "case.submitted", case=number, to=submitted_to(to, window, pickup), body=body, ts=ts
+    )
 
 
 def wire(*events: Event) -> list[dict[str, Any]]:

@@ -1031,3 +1031,13 @@ def test_receipt_in_a_pause_neither_ends_nor_restarts_it() -> None:
     assert after.state is S.AWAITING_SUPPLEMENT
     assert (after.pauses, after.previous) == (before.pauses, before.previous)
     assert after.received_by_authority
+
+
+def test_time_limits_count_events_when_the_folder_says(make: Maker) -> None:
+    """A hub folds with its own estimate of when an event happened (a station clock off)."""
+    body = submission(ANNUAL)
+    submitted = make("case.submitted", VILLAGE, body, to=(SFJ,))
+    hub_time = datetime.fromisoformat("2026-11-05T10:00:00+08:00")
+    case = CaseFolder(F, lambda event: hub_time).apply(None, submitted)
+    assert case.received == hub_time
+    assert CaseFolder(F).apply(None, submitted).received == submitted.at
