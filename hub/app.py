@@ -31,6 +31,7 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
     r = app.router
     r.add_post("/v1/push", sync.push)
     r.add_get("/v1/feed", sync.feed)
+    r.add_get("/v1/history/{member}", sync.history)
     r.add_get("/v1/config", sync.get_config)
     r.add_post("/v1/cases/lookup", sync.case_lookup)
     r.add_post("/v1/config", sync.post_config)

@@ -1,4 +1,4 @@
-"""Station commands (``tongban node``): init, run, migrate, passwd."""
+"""Station commands (``tongban node``): init, run, migrate, passwd, restore."""
 
 from __future__ import annotations
 
@@ -267,3 +267,41 @@ def passwd(data: Path, username: str) -> None:
     except LookupError:
         raise click.ClickException(f"no clerk {username!r}") from None
     click.echo(f"用户 {username} 的新密码（只显示这一次）：{password}")
+
+
+@node.command("restore")
+@_data_option()
+def restore(data: Path) -> None:
+    """Rebuild this station's cases, events and materials from its district hub.
+
+    For a replacement PC after a disk loss: run ``node init`` with the same member id, have
+    the operator list the new key for the member, then ``node restore`` before ``node run``.
+    """
+    setup_logging()
+    folder = DataDir(data)
+    if not folder.station_file.exists():
+        raise click.ClickException(f"{folder.station_file} not found: run `tongban node init`")
+
+    async def go() -> None:
+        import aiohttp
+
+        from .restore import restore_station
+        from .runtime import open_context
+
+        ctx = await open_context(folder)
+        try:
+            async with aiohttp.ClientSession() as session:
+                report = await restore_station(ctx, session, say=click.echo)
+        finally:
+            await ctx.store.db.close()
+        click.echo(
+            f"恢复完成：本站记录 {report.events} 条（链头 {report.head[0]}），"
+            f"材料 {report.blobs} 个，收到的记录 {report.received} 条，办件 {report.cases} 件"
+        )
+
+    from .restore import RestoreError
+
+    try:
+        asyncio.run(go())
+    except (RestoreError, StationError) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -186,6 +186,11 @@ class SyncEngine:
             clock_offset=self.clock.offset,
         )
 
+    @property
+    def more(self) -> bool:
+        """Whether the last feed page said more events are waiting."""
+        return self._more
+
     def wake(self) -> None:
         """A new own event (or the clerk's 立即同步): cut any wait short and sync now."""
         self._wake.set()

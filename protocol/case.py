@@ -101,6 +101,7 @@ RESULT_CODES: Mapping[int, str] = MappingProxyType(
 MATERIAL_MODES = ("provided", "deferred", "pledged")
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+_BLOB_RE = re.compile(r"^[0-9a-f]{64}\Z")
 _DIVISION_RE = re.compile(r"^\d{4}(?:\d{2}(?:\d{3}(?:\d{3})?)?)?$")
 
 
@@ -350,6 +351,19 @@ class Case:
 
 
 # -- body parsing -------------------------------------------------------------------------
+
+
+def blobs_named(event: Event) -> list[str]:
+    """Blob hashes an event names in ``body.materials[].blobs`` (read generously: custody
+    and restores need them even from an event the fold refuses)."""
+    found: list[str] = []
+    materials = event.body.get("materials")
+    if isinstance(materials, list):
+        for entry in materials:
+            blobs = entry.get("blobs") if isinstance(entry, dict) else None
+            if isinstance(blobs, list):
+                found.extend(b for b in blobs if isinstance(b, str) and _BLOB_RE.match(b))
+    return found
 
 
 def submitted_to(authority: str, window: str, pickup: str) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ STATUS: Final = {
     "bad_login": 401,
     "not_a_child": 403,
     "not_yours": 403,
+    "not_your_history": 403,
     "forbidden": 403,
     "bad_csrf": 403,
     "wrong_department": 403,

@@ -12,6 +12,7 @@ from protocol.http.server import read_json_body
 from protocol.sync import MAX_BATCH_BYTES
 
 from ..services import feed as feeds
+from ..services import history as own_history
 from ..services.cases import case_for_window
 from ..services.config import config_answer, offer_config
 from ..services.push import receive_push
@@ -104,4 +105,15 @@ async def metrics(request: web.Request) -> web.Response:
     hub = hub_of(request)
     response = web.Response(body=hub.metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def history(request: web.Request) -> web.Response:
+    """``GET /v1/history/<member>``: the caller's own chain, for a station restore."""
+    hub = hub_of(request)
+    caller = await authenticate_member(request, 0)
+    after = own_history.parse_after(request.query.get("after"))
+    body = await own_history.own_history(hub, caller, request.match_info["member"], after)
+    response = web.Response(body=body, content_type="application/json")
+    response.enable_compression()
     return response

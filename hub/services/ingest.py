@@ -26,7 +26,6 @@ for the operator, and equivocations are kept as evidence with an alert.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Literal
 
 from sqlalchemy.engine import Connection
 
+from protocol.case import blobs_named
 from protocol.chain import Verdict, classify, rejection
 from protocol.config import Federation
 from protocol.errors import ProtocolError, RemoteProtocolError
@@ -49,20 +49,7 @@ from .cases import fold_txn
 from .receipts import note_txn as note_receipt_txn
 
 Mode = Literal["chain", "relay"]
-_HASH = re.compile(r"^[0-9a-f]{64}\Z")
 logger = logging.getLogger("tongban.hub.ingest")
-
-
-def blobs_named(event: Event) -> list[str]:
-    """Blob hashes an event names in ``body.materials[].blobs`` (read generously)."""
-    found: list[str] = []
-    materials = event.body.get("materials")
-    if isinstance(materials, list):
-        for entry in materials:
-            blobs = entry.get("blobs") if isinstance(entry, dict) else None
-            if isinstance(blobs, list):
-                found.extend(b for b in blobs if isinstance(b, str) and _HASH.match(b))
-    return found
 
 
 @dataclass

@@ -189,6 +189,33 @@ class HubStore:
     async def chain_head(self, author: str) -> tuple[int, str | None]:
         return await self.db.read("chain_head", self.chain_head_txn, author)
 
+    async def authored_after(
+        self, author: str, after: int, limit: int, max_bytes: int
+    ) -> tuple[list[tuple[int, bytes]], tuple[int, str | None]]:
+        """A page of ``author``'s chain after seq ``after`` ((seq, wire), at most ``limit``
+        events and about ``max_bytes``), and the chain head (seq, id) as held now."""
+
+        def txn(c: Connection) -> tuple[list[tuple[int, bytes]], tuple[int, str | None]]:
+            rows = c.execute(
+                select(EventRow.seq, EventRow.wire)
+                .where(EventRow.author == author, EventRow.seq > after)
+                .order_by(EventRow.seq)
+                .limit(limit)
+            )
+            page: list[tuple[int, bytes]] = []
+            size = 0
+            for seq, wire in rows:
+                if page and size + len(wire) > max_bytes:
+                    break
+                page.append((seq, bytes(wire)))
+                size += len(wire)
+            head = c.execute(
+                select(ChainHeadRow.seq, ChainHeadRow.id).where(ChainHeadRow.author == author)
+            ).first()
+            return page, (0, None) if head is None else (head.seq, head.id)
+
+        return await self.db.read("authored_after", txn)
+
     def held_id_txn(self, c: Connection, author: str, seq: int) -> str | None:
         """Id of the event held at (author, seq), if any."""
         return c.execute(

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from protocol.event import Event
+from protocol.ids import CASE_RE
 
 from .db import Database, note
 from .models import (
@@ -349,6 +350,28 @@ class Store:
         done = conn.execute(update(cases).where(cases.c.number == record.number).values(**values))
         if done.rowcount == 0:
             conn.execute(insert(cases).values(number=record.number, **values))
+
+    async def restore_own(self, chain: Sequence[Event], at: str) -> None:
+        """Put back this station's own chain as its hub holds it (``node restore``): the
+        events, the chain head (the next event extends it), custody (the hub holds them
+        all) and the per-day case counters (no case number is ever issued twice)."""
+        await self.db.write(self._restore_own_txn, list(chain), at)
+
+    def _restore_own_txn(self, conn: Connection, chain: list[Event], at: str) -> None:
+        head_seq, head_id = self._head_txn(conn)
+        if head_seq:
+            raise StoreError(f"the station already has its own chain (seq {head_seq})")
+        counters: dict[str, int] = {}
+        for event in chain:
+            self._append_own_txn(conn, event, head_seq, head_id, at)
+            head_seq, head_id = event.seq, event.id
+            number = CASE_RE.match(event.case or "")
+            if event.type == "case.submitted" and number is not None:
+                day, n = number.group(2), int(number.group(3))
+                counters[day] = max(counters.get(day, 0), n)
+        conn.execute(update(sync_state).where(sync_state.c.id == 1).values(custody_seq=head_seq))
+        for day, last in counters.items():
+            conn.execute(insert(case_counters).values(day=day, last=last))
 
     # -- received events -----------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from yarl import URL
 from ..encoding import canonical, loads_strict
 from ..errors import ProtocolError
 from ..keys import KeyPair
+from .blobs import check_hash, sha256_hex
 from .clock import CLOCK_HEADER, PeerClock
 from .server import decode_body
 from .signing import sign_request
@@ -156,6 +157,22 @@ class PeerClient:
         status, answer = await self._request("POST", self.url("/v1/cases/lookup"), headers, body)
         return self._expect_object(status, answer)
 
+    async def history(self, member: str, after: int) -> dict[str, Any]:
+        """GET /v1/history/<member>: a page of our own chain after seq ``after`` (restore)."""
+        query = {"after": str(after)} if after else None
+        status, answer = await self._request(
+            "GET", self.url(f"/v1/history/{member}", query), {}, b""
+        )
+        return self._expect_object(status, answer)
+
+    async def blob(self, blob: str) -> tuple[bytes, str]:
+        """GET /v1/blobs/<hash>: the blob's bytes (checked against the hash) and media type."""
+        check_hash(blob)
+        status, raw, media = await self._request_raw("GET", self.url(f"/v1/blobs/{blob}"))
+        if sha256_hex(raw) != blob:
+            raise PeerError(status, "hash_mismatch", f"blob {blob} arrived damaged")
+        return raw, media
+
     def _expect_object(self, status: int, answer: Any) -> dict[str, Any]:
         if not isinstance(answer, dict):
             raise PeerError(status, "bad_response", "expected a JSON object")
@@ -172,30 +189,58 @@ class PeerClient:
         ack_statuses: tuple[int, ...] = (),
     ) -> tuple[int, Any]:
         """Sign and send; return (status, parsed JSON or None) for 2xx/304 and for
-        ``ack_statuses`` whose body is an acknowledgement; raise otherwise.
-
-        A ``stale_request`` refusal teaches the client the peer's time (its ``Date``
-        header) and the request is signed again and retried once (protocol.http.clock).
-        """
+        ``ack_statuses`` whose body is an acknowledgement; raise otherwise."""
+        status, raw, _ = await self._exchange(method, url, headers, body, seconds, ack_statuses)
+        if status == 304:
+            return status, None
+        if status in ack_statuses:
+            with contextlib.suppress(ProtocolError):
+                answer = loads_strict(raw)
+                if isinstance(answer, dict) and "custody" in answer:
+                    return status, answer
+            raise self._error(status, raw)
         try:
-            return await self._request_once(method, url, headers, body, seconds, ack_statuses)
-        except StaleRequest as stale:
-            if not self.clock.learn(stale.date):
-                raise stale.error from None
-        try:
-            return await self._request_once(method, url, headers, body, seconds, ack_statuses)
-        except StaleRequest as stale:
-            raise stale.error from None
+            return status, loads_strict(raw) if raw else None
+        except ProtocolError as exc:
+            raise PeerError(status, exc.reason, exc.detail) from None
 
-    async def _request_once(
+    async def _request_raw(self, method: str, url: URL) -> tuple[int, bytes, str]:
+        """Sign and send a GET-like request; (status, body bytes, media type) of a 2xx."""
+        return await self._exchange(method, url, {}, b"", None, ())
+
+    async def _exchange(
         self,
         method: str,
         url: URL,
         headers: Mapping[str, str],
         body: bytes,
         seconds: float | None,
-        ack_statuses: tuple[int, ...],
-    ) -> tuple[int, Any]:
+        passing: tuple[int, ...],
+    ) -> tuple[int, bytes, str]:
+        """(status, body, media type) of a 2xx, 304 or ``passing`` answer; raise otherwise.
+
+        A ``stale_request`` refusal teaches the client the peer's time (its ``Date``
+        header) and the request is signed again and retried once (protocol.http.clock).
+        """
+        try:
+            return await self._exchange_once(method, url, headers, body, seconds, passing)
+        except StaleRequest as stale:
+            if not self.clock.learn(stale.date):
+                raise stale.error from None
+        try:
+            return await self._exchange_once(method, url, headers, body, seconds, passing)
+        except StaleRequest as stale:
+            raise stale.error from None
+
+    async def _exchange_once(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes,
+        seconds: float | None,
+        passing: tuple[int, ...],
+    ) -> tuple[int, bytes, str]:
         signed = {**headers, CLOCK_HEADER: str(self.clock.local())}
         signed.update(
             sign_request(
@@ -221,25 +266,16 @@ class PeerClient:
             ) as resp:
                 raw = await self._read(resp)
                 date = resp.headers.get("Date")
+                media = resp.content_type
         # TimeoutError (total timeout) is an OSError, as are socket errors aiohttp lets through.
         except (aiohttp.ClientError, OSError) as exc:
             raise PeerUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
-        if resp.status == 304:
-            return resp.status, None
-        if resp.status in ack_statuses:
-            with contextlib.suppress(ProtocolError):
-                answer = loads_strict(raw)
-                if isinstance(answer, dict) and "custody" in answer:
-                    return resp.status, answer
-        if not 200 <= resp.status < 300:
-            error = self._error(resp.status, raw)
-            if error.reason == "stale_request":
-                raise StaleRequest(error, date)
-            raise error
-        try:
-            return resp.status, loads_strict(raw) if raw else None
-        except ProtocolError as exc:
-            raise PeerError(resp.status, exc.reason, exc.detail) from None
+        if 200 <= resp.status < 300 or resp.status == 304 or resp.status in passing:
+            return resp.status, raw, media
+        error = self._error(resp.status, raw)
+        if error.reason == "stale_request":
+            raise StaleRequest(error, date)
+        raise error
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         limit = self.max_response_bytes

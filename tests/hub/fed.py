@@ -103,8 +103,17 @@ class Fed:
     revocations: list[dict[str, Any]] = field(default_factory=list)
     extra_members: list[dict[str, Any]] = field(default_factory=list)
     peers: list[dict[str, Any]] = field(default_factory=list)
+    #: Member id -> its key grants, replacing the default one (key rotation).
+    keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def config_dict(self) -> dict[str, Any]:
+        config = self._config_dict()
+        for listed in config["members"]:
+            if listed["id"] in self.keys:
+                listed["keys"] = self.keys[listed["id"]]
+        return config
+
+    def _config_dict(self) -> dict[str, Any]:
         ep = self.endpoints.get
         return {
             "federation": CITY,

@@ -392,6 +392,21 @@ async def _feed_stranger(ctx: Ctx) -> tuple[int, str]:
     return 200, ""
 
 
+@case("history of another member (station restore)", 403, "not_your_history")
+async def _others_history(ctx: Ctx) -> tuple[int, str]:
+    return await ctx.signed("GET", f"/v1/history/{VILLAGE_A}", member=VILLAGE_B)
+
+
+@case("history with a path in the cursor", 400, "bad_cursor")
+async def _history_cursor(ctx: Ctx) -> tuple[int, str]:
+    return await ctx.signed("GET", f"/v1/history/{VILLAGE_A}?after=../../1")
+
+
+@case("history read with a retired key", 401, "unknown_key")
+async def _history_old_key(ctx: Ctx) -> tuple[int, str]:
+    return await ctx.signed("GET", f"/v1/history/{EXPIRED}", member=EXPIRED)
+
+
 @case("blob of another member", 403, "forbidden")
 async def _others_blob(ctx: Ctx) -> tuple[int, str]:
     return await ctx.signed("GET", f"/v1/blobs/{ctx.blob}", member=VILLAGE_B)

@@ -22,6 +22,7 @@ from protocol.case import (
     Item,
     Pledge,
     Who,
+    blobs_named,
     submitted_to,
 )
 from protocol.config import Federation, FederationConfig
@@ -1041,3 +1042,17 @@ def test_time_limits_count_events_when_the_folder_says(make: Maker) -> None:
     case = CaseFolder(F, lambda event: hub_time).apply(None, submitted)
     assert case.received == hub_time
     assert CaseFolder(F).apply(None, submitted).received == submitted.at
+
+
+def test_blobs_named(make: Maker) -> None:
+    good, other = "a" * 64, "b" * 64
+    body = {
+        "materials": [
+            {"id": "form", "blobs": [good, "../etc/passwd", 7, good.upper()]},
+            {"id": "idcard"},
+            "not an entry",
+            {"id": "photo", "blobs": [other]},
+        ]
+    }
+    assert blobs_named(make("note.added", VILLAGE, body)) == [good, other]
+    assert blobs_named(make("note.added", VILLAGE, {"materials": "none"})) == []
