@@ -76,7 +76,7 @@ def test_migrate_and_passwd(tmp_path: Path, config_file: Path) -> None:
     data = tmp_path / "hub"
     init(data, config_file)
     result = CliRunner().invoke(tongban, ["hub", "migrate", "--data", str(data)])
-    assert result.exit_code == 0 and "0001" in result.output, result.output
+    assert result.exit_code == 0 and "最新版本" in result.output, result.output
     secret = tmp_path / "pw.txt"
     secret.write_text(PASSWORD + "\n", "utf-8")
     result = CliRunner().invoke(
