@@ -110,7 +110,7 @@ def sign_request(
     bytes it will send (already gzip-compressed if it sends ``Content-Encoding: gzip``).
     """
     message = _Message(method.upper(), url, dict(headers))
-    covered = COVERED_COMPONENTS
+    covered: tuple[str, ...] = COVERED_COMPONENTS
     if _header(headers, CLOCK_COMPONENT) is not None:
         covered = (*COVERED_COMPONENTS, CLOCK_COMPONENT)
     # prepare()/apply() around KeyPair.sign: the library never needs the private key.

@@ -7,7 +7,7 @@ JSON values, truncated or bit-flipped gzip, non-gzip bytes. Properties after eve
 * the hub answers 200, 400, 413 or 422 with a JSON reason or an acknowledgement: never a
   500, never a hang;
 * what the hub holds of A is exactly a prefix of A's real chain (nothing forged got in,
-  no fork, no gap), and the acknowledged custody equals that prefix;
+  no fork, no gap), and custody acknowledged for A equals that prefix;
 * the hub still takes A's next real event afterwards.
 
 The hub runs on its own event loop in a thread, so Hypothesis drives it synchronously. A
@@ -157,7 +157,8 @@ def entries(chain: list[Event]) -> st.SearchStrategy[Any]:
 
 
 def bodies(chain: list[Event]) -> st.SearchStrategy[tuple[bytes, bool]]:
-    batch = st.lists(entries(chain), max_size=6).map(lambda es: canonical({"events": es}))
+    # json.dumps, not canonical(): integers beyond ±2**53 are hostile input worth sending.
+    batch = st.lists(entries(chain), max_size=6).map(lambda es: json.dumps({"events": es}).encode())
     other = json_values.map(lambda v: json.dumps(v).encode())
     plain = st.one_of(batch, other)
     gzipped = plain.map(lambda b: (gzip.compress(b, mtime=0), True))
@@ -185,7 +186,9 @@ def one_push(hub: HubThread, chain: list[Event], body: bytes, gzipped: bool) -> 
     held = hub.run(hub.held())
     assert held == [e.id for e in chain[: len(held)]], "the hub holds something not in A's chain"
     if status in (200, 422):
-        assert answer["custody"].get(VILLAGE_A, 0) == len(held)
+        # Custody reported for A is exactly what the hub holds (a batch whose only entry was
+        # undecodable may report no head for A at all).
+        assert answer["custody"].get(VILLAGE_A, len(held)) == len(held)
 
 
 def check_still_works(hub: HubThread, chain: list[Event]) -> None:
