@@ -60,8 +60,8 @@ ANNUAL = "SY-SFJ-KH-02"  # 律师执业年度考核结果备案: 2101:sfj, one r
 STAFF = ("sy-sfj-01", "李审核", "司法局审核口令-2026")
 VICTIMS = ("node", "district", "city", "postgres")
 PHASES = ("push", "blob", "feed", "decision")
-SHORT = {"seeds": [2026], "rounds": 4}
-LONG = {"seeds": list(range(2026, 2036)), "rounds": 12}
+SHORT = {"seeds": [2026], "rounds": 3}
+LONG = {"seeds": list(range(2026, 2031)), "rounds": 10}
 
 
 @dataclass
