@@ -1,7 +1,7 @@
 """peer_clocks: how far each peer's clock is off this hub's (clock skew, issue 8).
 
-Revision ID: 0003_h_rel
-Revises: 0001
+Revision ID: 0004_h_rel
+Revises: 0003_h_track
 Create Date: 2026-11-23
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_h_rel"
-down_revision: str | Sequence[str] | None = "0001"
+revision: str = "0004_h_rel"
+down_revision: str | Sequence[str] | None = "0003_h_track"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
