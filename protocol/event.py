@@ -17,6 +17,7 @@ shape is not a valid signature; :meth:`Event.verify` checks that against a key f
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,18 @@ TS_RE = re.compile(
 )
 ID_RE = re.compile(r"^[0-9a-f]{64}\Z")
 KID_RE = re.compile(r"^[0-9a-f]{32}\Z")
+
+
+_HEADER_JCS = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+# In key order only "author" (a member id: digits) comes before "body", so the first
+# occurrence of this marker is the body's place.
+_BODY_MARK = b',"body":0,'
+
+
+def _splice_body(header: bytes, body: bytes) -> bytes:
+    """The header's JCS bytes with the body's JCS bytes in the place of its stand-in."""
+    before, after = header.split(_BODY_MARK, 1)
+    return before + b',"body":' + body + b"," + after
 
 
 def _fail(reason: str, detail: str) -> LocalProtocolError:
@@ -121,15 +134,25 @@ class Event:
             raise _fail("bad_body", "body must be an object")
         if not isinstance(self.sig, Signature):
             raise _fail("bad_sig", "sig must be a Signature")
-        header = self.unsigned_dict()
-        signing = canonical(header)
-        if len(canonical(self.body)) > MAX_BODY_BYTES:
+        body = canonical(self.body)
+        if len(body) > MAX_BODY_BYTES:
             raise _fail("body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
-        header["sig"] = self.sig.to_dict()
-        whole = canonical(header)
+        signing = _splice_body(self._header(), body)
+        whole = _splice_body(self._header(sig=self.sig.to_dict()), body)
         object.__setattr__(self, "signing_bytes", signing)
         object.__setattr__(self, "wire_bytes", whole)
         object.__setattr__(self, "id", hashlib.sha256(whole).hexdigest())
+
+    def _header(self, **extra: Any) -> bytes:
+        """JCS bytes of the fields but ``body`` (standing in as 0) and ``extra``.
+
+        Every header field was checked above (ASCII ids, digits, a fixed alphabet, dicts of
+        such), so the plain JSON encoder writes their canonical form directly.
+        """
+        header = self.unsigned_dict()
+        header["body"] = 0
+        header.update(extra)
+        return _HEADER_JCS.encode(header).encode("utf-8")
 
     def unsigned_dict(self) -> dict[str, Any]:
         """The object that is signed: every field but ``sig``."""

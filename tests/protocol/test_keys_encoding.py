@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.encoding import (
     b64url_decode,
@@ -101,6 +104,47 @@ def test_check_json_value_rejects(value: Any, reason: str) -> None:
 
 def test_canonical_is_rfc8785() -> None:
     assert canonical({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'.encode()
+
+
+# Strict JSON values, with keys and strings that stress escaping and key order: controls,
+# quotes, BMP characters above the surrogates (U+E000…U+FFFF) and beyond the BMP, which JCS
+# orders by UTF-16 code units and Python by code points.
+_TEXT = st.text(
+    st.one_of(
+        st.sampled_from(["a", "B", "\x00", "\x1f", '"', "\\", "\x7f", "é", "\u2028"]),
+        st.sampled_from(["\ue000", "\uffff", "\U0001f600", "\U00010000", "办"]),
+    ),
+    max_size=4,
+)
+_STRICT = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(_STRICT)
+def test_canonical_matches_the_reference_implementation(value: Any) -> None:
+    assert canonical(value) == rfc8785.dumps(value)
+
+
+def test_canonical_orders_keys_by_utf16_beyond_the_bmp() -> None:
+    # U+1F600 is D83D DE00 in UTF-16, so it sorts before U+E000 (code points say otherwise).
+    assert canonical({"\ue000": 1, "\U0001f600": 2}) == '{"😀":2,"\ue000":1}'.encode()
+
+
+def test_check_json_value_accepts_subclasses_of_json_types() -> None:
+    class Code(str):
+        pass
+
+    class Count(int):
+        pass
+
+    check_json_value({"a": [Code("x"), Count(3)], "b": {"c": Code("y")}})
+    check_json_value([{"a": Count(1)}, [Code("z")]])
 
 
 @pytest.mark.parametrize(
