@@ -45,7 +45,7 @@ async def feed(request: web.Request) -> web.Response:
     hub = hub_of(request)
     member = await authenticate_member(request, 0)
     after = feeds.parse_cursor(request.query.get("after"))
-    wait = feeds.parse_wait(request.query.get("wait"))
+    wait = feeds.spread_wait(feeds.parse_wait(request.query.get("wait")))
     federation = hub.view.require()
     child = federation.home.members.get(member)
     if child is None or child.parent != hub.me:

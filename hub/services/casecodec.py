@@ -31,11 +31,26 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+@cache
+def _init_fields(cls: type) -> tuple[str, ...] | None:
+    """Names of a dataclass's init fields; None for any other type."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _encode(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
-        }
+    # Exact types first: a fold is mostly dataclasses and plain scalars (a case encodes on
+    # every event it takes, so this runs in the hub's ingest path).
+    kind: type = type(value)
+    if kind in _PLAIN:
+        return value
+    names = _init_fields(kind)
+    if names is not None:
+        return {name: _encode(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ..storage import HubStore
 MAX_WAIT = 60.0
 RECHECK_SECONDS = 0.5
 MAX_CURSOR_DIGITS = 18
+SPREAD_FROM = 5.0  # seconds: shorter waits are kept as asked
 logger = logging.getLogger("tongban.hub.feed")
 
 
@@ -138,6 +140,19 @@ def parse_wait(wait: str | None) -> float:
     if not 0 <= seconds <= MAX_WAIT:
         raise RemoteProtocolError("bad_wait", f"wait must be 0..{MAX_WAIT:g} seconds")
     return seconds
+
+
+def spread_wait(wait: float, draw: Callable[[], float] = random.random) -> float:
+    """A long wait shortened by up to a quarter, at random.
+
+    Windows that started their long-polls together (after a hub restart, a network
+    outage) would otherwise come back together every ``wait`` seconds, each time a burst
+    of signature checks and nonce commits that delays every push behind it; answering
+    "nothing yet" a little early spreads them out within a few rounds.
+    """
+    if wait < SPREAD_FROM:
+        return wait
+    return wait * (1 - 0.25 * draw())
 
 
 async def read_feed(

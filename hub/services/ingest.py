@@ -45,7 +45,7 @@ from protocol.sync import Ack, Reject
 from ..logs import log
 from ..metrics import HubMetrics
 from ..storage import HubStore
-from .cases import fold_txn
+from .cases import fold_many_txn
 from .receipts import note_txn as note_receipt_txn
 
 Mode = Literal["chain", "relay"]
@@ -70,7 +70,12 @@ class Effects:
 
 
 class Router:
-    """Stores and routes events inside one transaction; feed entries go in at :meth:`flush`."""
+    """Stores and routes events inside one transaction.
+
+    The writes are collected and made at :meth:`flush`, a few statements for the whole
+    batch (events, their blobs, the case folds, the relay outbox, the feeds), in the
+    store's lock order; nothing is acknowledged before the transaction commits.
+    """
 
     def __init__(
         self,
@@ -90,12 +95,14 @@ class Router:
         self.at = at
         self.feeds: dict[str, list[str]] = {}
         self.effects = Effects()
+        self._events: list[tuple[Event, list[str]]] = []
+        self._folds: list[Event] = []
+        self._outbox: list[tuple[str, str]] = []
+        self._blob_outbox: list[tuple[str, str]] = []
 
     def store_event(self, event: Event, *, mode: str, fold: bool = True) -> None:
-        """Insert a new event and route it."""
-        self.store.insert_event_txn(
-            self.c, event, at=self.at, via=self.source, blobs=blobs_named(event)
-        )
+        """Insert a new event (at :meth:`flush`) and route it."""
+        self._events.append((event, blobs_named(event)))
         self.effects.received[mode] += 1
         self.route(event, fold=fold)
 
@@ -124,29 +131,37 @@ class Router:
             elif isinstance(hop, Peer) and hop.city != self.source:
                 self._enqueue(hop.city, event)
         if fold and event.case is not None and (deliver or event.author == self.me):
-            outcome = fold_txn(self.store, self.c, self.federation, event, self.at)
-            note_receipt_txn(self, event, outcome)  # 送达回执 owed (hub.services.receipts)
-            if outcome.rejected is not None:
-                self.effects.note(
-                    "case.fold_rejected",
-                    logging.WARNING,
-                    case=event.case,
-                    event_id=event.id[:16],
-                    type=event.type,
-                    reason=outcome.rejected.reason,
-                )
+            self._folds.append(event)
 
     def _enqueue(self, destination: str, event: Event) -> None:
-        if self.store.enqueue_txn(self.c, destination, event.id, self.at):
-            self.effects.relay = True
-            # The materials follow the event (events first, so a big scan never holds it up).
-            for blob in dict.fromkeys(blobs_named(event)):
-                self.store.enqueue_blob_txn(self.c, destination, blob, self.at)
+        # Only new events are routed, so the pair is new to the outbox.
+        self._outbox.append((destination, event.id))
+        self.effects.relay = True
+        # The materials follow the event (events first, so a big scan never holds it up).
+        for blob in dict.fromkeys(blobs_named(event)):
+            self._blob_outbox.append((destination, blob))
 
     def flush(self) -> Effects:
+        """Write what the batch collected; the effects to act on once it commits."""
+        self.store.insert_events_txn(self.c, self._events, at=self.at, via=self.source)
+        if self._folds:
+            outcomes = fold_many_txn(self.store, self.c, self.federation, self._folds, self.at)
+            for event, outcome in zip(self._folds, outcomes, strict=True):
+                note_receipt_txn(self, event, outcome)  # 送达回执 owed (hub.services.receipts)
+                if outcome.rejected is not None:
+                    self.effects.note(
+                        "case.fold_rejected",
+                        logging.WARNING,
+                        case=event.case,
+                        event_id=event.id[:16],
+                        type=event.type,
+                        reason=outcome.rejected.reason,
+                    )
+        self.store.enqueue_many_txn(self.c, self._outbox, self._blob_outbox, self.at)
         entries = sum(len(ids) for ids in self.feeds.values())
         self.effects.recipients.update(self.store.append_feed_txn(self.c, self.feeds))
         self.effects.feed_entries += entries
+        self._events, self._folds, self._outbox, self._blob_outbox = [], [], [], []
         self.feeds = {}
         return self.effects
 
@@ -245,10 +260,14 @@ def ingest_txn(
             continue
         checked.append(item)
     chain_authors = sorted({i.event.author for i in checked if modes[i.index] == "chain"})
-    heads = {author: store.chain_head_txn(c, author) for author in chain_authors}
+    locked = store.chain_heads_txn(c, chain_authors)
+    heads: dict[str, tuple[int, str | None]] = {
+        author: locked.get(author, (0, None)) for author in chain_authors
+    }
     moved: set[str] = set()
     held: list[str] = []
 
+    verified: list[Offered] = []
     for item in sorted(checked, key=lambda i: (i.event.author, i.event.seq, i.index)):
         event, mode = item.event, modes[item.index]
         try:
@@ -258,7 +277,13 @@ def ingest_txn(
         except ProtocolError as exc:
             refuse(exc, item, quarantined=True)
             continue
-        held_id = store.held_id_txn(c, event.author, event.seq)
+        verified.append(item)
+    # What is held at each slot, read once; events of this batch join it as they are stored.
+    held_ids = store.held_ids_txn(c, [(i.event.author, i.event.seq) for i in verified])
+
+    for item in verified:
+        event, mode = item.event, modes[item.index]
+        held_id = held_ids.get((event.author, event.seq))
         if mode == "chain":
             head_seq, head_id = heads[event.author]
             verdict = classify(head_seq, head_id, event, held_id if event.seq <= head_seq else None)
@@ -272,6 +297,7 @@ def ingest_txn(
         if verdict is Verdict.ACCEPTED:
             if held_id is None:
                 router.store_event(event, mode=label or mode)
+                held_ids[(event.author, event.seq)] = event.id
             if mode == "chain":
                 heads[event.author] = (event.seq, event.id)
                 moved.add(event.author)
@@ -318,10 +344,12 @@ def ingest_txn(
             error = rejection(verdict, event, heads[event.author][0] if mode == "chain" else 0)
             refuse(error, item, quarantined=verdict is not Verdict.GAP)
 
-    for author in sorted(moved):
+    moved_heads: dict[str, tuple[int, str]] = {}
+    for author in moved:
         seq, event_id = heads[author]
         assert event_id is not None
-        store.set_chain_head_txn(c, author, seq, event_id)
+        moved_heads[author] = (seq, event_id)
+    store.set_chain_heads_txn(c, moved_heads)
     effects = router.flush()
     custody = {author: heads[author][0] for author in chain_authors}
     ack = Ack(

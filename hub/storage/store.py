@@ -14,6 +14,7 @@ workers never wait on each other in a cycle; if they ever do, PostgreSQL aborts 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -75,6 +76,27 @@ def upsert(c: Connection, model: Any, keys: Sequence[str], **values: Any) -> Non
     stmt = _insert(c, model).values(**values)
     changes = {k: v for k, v in values.items() if k not in keys}
     c.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changes))
+
+
+def insert_ignore_many(c: Connection, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows, skipping those that clash with a unique key (one statement)."""
+    if rows:
+        c.execute(_insert(c, model).on_conflict_do_nothing(), list(rows))
+
+
+def upsert_many(
+    c: Connection, model: Any, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert or update many rows with the same columns, keyed by ``keys`` (one statement)."""
+    if not rows:
+        return
+    stmt = _insert(c, model)
+    changes = {k: stmt.excluded[k] for k in rows[0] if k not in keys}
+    c.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changes), list(rows))
+
+
+# Row-value IN lists are cut to this many entries (SQLite binds at most 32,766 parameters).
+_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -166,11 +188,72 @@ def _case(row: Any) -> CaseRecord:
     )
 
 
+def _case_values(record: CaseRecord) -> dict[str, Any]:
+    return {
+        "number": record.number,
+        "state": record.state,
+        "authority": record.authority,
+        "matter": record.matter,
+        "window": record.window,
+        "pickup": record.pickup,
+        "fold": record.fold,
+        "rejected": json.dumps(record.rejected, ensure_ascii=False),
+        "last_error": record.last_error,
+        "received_at": record.received_at,
+        "updated_at": record.updated_at,
+    }
+
+
+#: A request's clock as its sender stated it: (member, skew seconds, seen at).
+Clock = tuple[str, int, datetime]
+
+
+class _NonceClaims:
+    """Group commit of request nonces (see :meth:`HubStore.claim_nonce`)."""
+
+    def __init__(self, store: HubStore) -> None:
+        self._store = store
+        self._pending: dict[tuple[str, str], tuple[int, Clock | None, asyncio.Future[bool]]] = {}
+        self._draining = False
+
+    async def claim(self, kid: str, nonce: str, created: int, clock: Clock | None) -> bool:
+        key = (kid, nonce)
+        if key in self._pending:
+            return False  # the same nonce twice in one burst: the second is a replay
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending[key] = (created, clock, future)
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                claims = {key: (created, clock) for key, (created, clock, _) in batch.items()}
+                try:
+                    fresh = await self._store.db.run(
+                        "claim_nonces", self._store.claim_nonces_txn, claims
+                    )
+                except Exception as exc:  # every request of the batch fails with it
+                    for _, _, future in batch.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for key, (_, _, future) in batch.items():
+                    if not future.done():  # a request may have gone away meanwhile
+                        future.set_result(key in fresh)
+        finally:
+            self._draining = False
+
+
 class HubStore:
     """The hub's persistence API."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._nonces = _NonceClaims(self)
 
     # -- events and chains --------------------------------------------------------------
 
@@ -183,8 +266,29 @@ class HubStore:
         ).first()
         return (0, None) if row is None else (row.seq, row.id)
 
+    def chain_heads_txn(self, c: Connection, authors: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """(seq, id) of each author's chain head, locked in author order; absent: none yet."""
+        if not authors:
+            return {}
+        rows = c.execute(
+            select(ChainHeadRow.author, ChainHeadRow.seq, ChainHeadRow.id)
+            .where(ChainHeadRow.author.in_(sorted(set(authors))))
+            .order_by(ChainHeadRow.author)
+            .with_for_update()
+        )
+        return {row.author: (row.seq, row.id) for row in rows}
+
     def set_chain_head_txn(self, c: Connection, author: str, seq: int, event_id: str) -> None:
         upsert(c, ChainHeadRow, ["author"], author=author, seq=seq, id=event_id)
+
+    def set_chain_heads_txn(self, c: Connection, heads: Mapping[str, tuple[int, str]]) -> None:
+        """Move many chain heads at once (one statement)."""
+        upsert_many(
+            c,
+            ChainHeadRow,
+            ["author"],
+            [{"author": a, "seq": seq, "id": i} for a, (seq, i) in sorted(heads.items())],
+        )
 
     async def chain_head(self, author: str) -> tuple[int, str | None]:
         return await self.db.read("chain_head", self.chain_head_txn, author)
@@ -222,31 +326,62 @@ class HubStore:
             select(EventRow.id).where(EventRow.author == author, EventRow.seq == seq)
         ).scalar()
 
+    def held_ids_txn(
+        self, c: Connection, slots: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], str]:
+        """Ids of the events held at these (author, seq) slots, one query for a whole batch."""
+        wanted = sorted(set(slots))
+        found: dict[tuple[str, int], str] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            rows = c.execute(
+                select(EventRow.author, EventRow.seq, EventRow.id).where(
+                    tuple_(EventRow.author, EventRow.seq).in_(chunk)
+                )
+            )
+            found.update({(row.author, row.seq): row.id for row in rows})
+        return found
+
     def has_event_txn(self, c: Connection, event_id: str) -> bool:
         return c.execute(select(EventRow.id).where(EventRow.id == event_id)).first() is not None
 
-    def insert_event_txn(
-        self, c: Connection, event: Event, *, at: datetime, via: str, blobs: Iterable[str]
+    def insert_events_txn(
+        self,
+        c: Connection,
+        events: Sequence[tuple[Event, Iterable[str]]],
+        *,
+        at: datetime,
+        via: str,
     ) -> None:
+        """Insert new events with the blobs each names, one statement per table."""
+        if not events:
+            return
         c.execute(
-            _table(EventRow)
-            .insert()
-            .values(
-                id=event.id,
-                author=event.author,
-                seq=event.seq,
-                prev=event.prev,
-                type=event.type,
-                case_no=event.case,
-                to=json.dumps(list(event.to)),
-                wire=event.wire_bytes,
-                ts=event.ts,
-                received_at=at,
-                via=via,
-            )
+            _table(EventRow).insert(),
+            [
+                {
+                    "id": event.id,
+                    "author": event.author,
+                    "seq": event.seq,
+                    "prev": event.prev,
+                    "type": event.type,
+                    "case_no": event.case,
+                    "to": json.dumps(list(event.to)),
+                    "wire": event.wire_bytes,
+                    "ts": event.ts,
+                    "received_at": at,
+                    "via": via,
+                }
+                for event, _ in events
+            ],
         )
-        for blob in sorted(set(blobs)):
-            c.execute(_table(EventBlobRow).insert().values(event_id=event.id, blob=blob))
+        named = [
+            {"event_id": event.id, "blob": blob}
+            for event, blobs in events
+            for blob in sorted(set(blobs))
+        ]
+        if named:
+            c.execute(_table(EventBlobRow).insert(), named)
 
     def event_wires_txn(self, c: Connection, ids: Sequence[str]) -> dict[str, bytes]:
         if not ids:
@@ -460,17 +595,15 @@ class HubStore:
             pos = c.execute(
                 select(FeedHeadRow.pos).where(FeedHeadRow.recipient == recipient).with_for_update()
             ).scalar_one()
-            for event_id in fresh:
-                pos += 1
-                c.execute(
-                    _table(FeedEntryRow)
-                    .insert()
-                    .values(recipient=recipient, pos=pos, event_id=event_id)
-                )
+            rows = [
+                {"recipient": recipient, "pos": pos + n, "event_id": event_id}
+                for n, event_id in enumerate(fresh, start=1)
+            ]
+            c.execute(_table(FeedEntryRow).insert(), rows)
             c.execute(
                 update(_table(FeedHeadRow))
                 .where(FeedHeadRow.recipient == recipient)
-                .values(pos=pos)
+                .values(pos=pos + len(fresh))
             )
             touched.append(recipient)
         return touched
@@ -528,11 +661,26 @@ class HubStore:
 
     # -- relay outbox and destinations ------------------------------------------------
 
-    def enqueue_txn(self, c: Connection, destination: str, event_id: str, at: datetime) -> bool:
-        return insert_ignore(c, OutboxRow, destination=destination, event_id=event_id, added_at=at)
-
-    def enqueue_blob_txn(self, c: Connection, destination: str, blob: str, at: datetime) -> bool:
-        return insert_ignore(c, BlobOutboxRow, destination=destination, blob=blob, added_at=at)
+    def enqueue_many_txn(
+        self,
+        c: Connection,
+        events: Sequence[tuple[str, str]],
+        blobs: Sequence[tuple[str, str]],
+        at: datetime,
+    ) -> None:
+        """Queue (destination, event id) and (destination, blob) pairs; known pairs are kept."""
+        if events:
+            insert_ignore_many(
+                c,
+                OutboxRow,
+                [{"destination": d, "event_id": e, "added_at": at} for d, e in events],
+            )
+        if blobs:
+            insert_ignore_many(
+                c,
+                BlobOutboxRow,
+                [{"destination": d, "blob": b, "added_at": at} for d, b in dict.fromkeys(blobs)],
+            )
 
     def blob_outbox_txn(self, c: Connection, destination: str, limit: int) -> list[tuple[str, int]]:
         """Blobs waiting for ``destination`` that are held here (hash, length), oldest first."""
@@ -865,6 +1013,21 @@ class HubStore:
 
     # -- cases --------------------------------------------------------------------------
 
+    def cases_by_number_txn(
+        self, c: Connection, numbers: Iterable[str], *, lock: bool = False
+    ) -> dict[str, CaseRecord]:
+        """The stored cases among ``numbers`` (locked in number order with ``lock``)."""
+        wanted = sorted(set(numbers))
+        if not wanted:
+            return {}
+        stmt = select(_table(CaseRow)).where(CaseRow.number.in_(wanted)).order_by(CaseRow.number)
+        rows = c.execute(stmt.with_for_update() if lock else stmt)
+        return {row.number: _case(row) for row in rows}
+
+    def save_cases_txn(self, c: Connection, records: Sequence[CaseRecord]) -> None:
+        """Insert or update many cases with one statement."""
+        upsert_many(c, CaseRow, ["number"], [_case_values(r) for r in records])
+
     def case_txn(self, c: Connection, number: str, *, lock: bool = False) -> CaseRecord | None:
         stmt = select(_table(CaseRow)).where(CaseRow.number == number)
         row = c.execute(stmt.with_for_update() if lock else stmt).first()
@@ -874,22 +1037,7 @@ class HubStore:
         return await self.db.read("case", self.case_txn, number)
 
     def save_case_txn(self, c: Connection, record: CaseRecord) -> None:
-        upsert(
-            c,
-            CaseRow,
-            ["number"],
-            number=record.number,
-            state=record.state,
-            authority=record.authority,
-            matter=record.matter,
-            window=record.window,
-            pickup=record.pickup,
-            fold=record.fold,
-            rejected=json.dumps(record.rejected, ensure_ascii=False),
-            last_error=record.last_error,
-            received_at=record.received_at,
-            updated_at=record.updated_at,
-        )
+        upsert(c, CaseRow, ["number"], **_case_values(record))
 
     def cases_txn(
         self, c: Connection, authorities: Sequence[str], states: Sequence[str] | None, limit: int
@@ -1020,24 +1168,47 @@ class HubStore:
         """Record a request nonce; False when any worker saw it before (a replay)."""
         return insert_ignore(c, NonceRow, kid=kid, nonce=nonce, created=created)
 
-    async def claim_nonce(
-        self,
-        kid: str,
-        nonce: str,
-        created: int,
-        clock: tuple[str, int, datetime] | None = None,
-    ) -> bool:
-        """Claim the nonce and, when the request carried its clock, record ``(member, skew,
-        at)`` in the same transaction (only if the nonce was fresh)."""
+    def claim_nonces_txn(
+        self, c: Connection, claims: Mapping[tuple[str, str], tuple[int, Clock | None]]
+    ) -> set[tuple[str, str]]:
+        """Record many request nonces; the (kid, nonce) pairs no worker had seen before.
 
-        def txn(c: Connection) -> bool:
-            fresh = self.claim_nonce_txn(c, kid, nonce, created)
-            if fresh and clock is not None:
+        A fresh claim that carried its sender's clock ``(member, skew, at)`` records it too.
+        """
+        fresh: set[tuple[str, str]] = set()
+        items = sorted(claims.items())
+        for start in range(0, len(items), _IN_CHUNK):
+            rows = [
+                {"kid": kid, "nonce": nonce, "created": created}
+                for (kid, nonce), (created, _) in items[start : start + _IN_CHUNK]
+            ]
+            stmt = (
+                _insert(c, NonceRow)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(_table(NonceRow).c.kid, _table(NonceRow).c.nonce)
+            )
+            fresh.update((row.kid, row.nonce) for row in c.execute(stmt))
+        clocks: dict[str, dict[str, Any]] = {}
+        for key, (_, clock) in items:
+            if clock is not None and key in fresh:
                 member, skew, at = clock
-                upsert(c, PeerClockRow, ["member"], member=member, skew=skew, seen_at=at)
-            return fresh
+                clocks[member] = {"member": member, "skew": skew, "seen_at": at}
+        upsert_many(c, PeerClockRow, ["member"], [clocks[m] for m in sorted(clocks)])
+        return fresh
 
-        return await self.db.run("claim_nonce", txn)
+    async def claim_nonce(
+        self, kid: str, nonce: str, created: int, clock: Clock | None = None
+    ) -> bool:
+        """Record a request nonce (durably, before the request is served); False on a replay.
+        When the request carried its clock, ``(member, skew, at)`` is recorded in the same
+        transaction (only if the nonce was fresh).
+
+        Claims that arrive while a transaction of claims commits wait for it and then go in
+        together: a burst of requests (thousands of windows renewing their long-polls at
+        once) costs a few commits instead of one each.
+        """
+        return await self._nonces.claim(kid, nonce, created, clock)
 
     def peer_skew_txn(self, c: Connection, member: str) -> int | None:
         """Seconds to add to ``member``'s clock to get ours, if it ever told us its clock."""
