@@ -67,6 +67,11 @@ T = TypeVar("T")
 FEED_WAIT = 25.0
 SAFETY_INTERVAL = 60.0
 MIN_CYCLE = 1.0  # seconds: the shortest time between two healthy cycles
+# After a wake-up cut the long-poll short, wait this long before pushing, so a burst of
+# applications accepted at the window goes up as one batch (one signed request, one gzip
+# stream) rather than one request per event.
+PUSH_SETTLE = 0.2
+UPLOAD_STREAMS = 3  # blobs uploaded at once (see upload_blobs)
 SUCCESS_RECORD_INTERVAL = 1.0
 CARD_NEAR_DAYS = 1  # a yellow card within this many working days of the deadline
 CARD_STATES = (
@@ -141,6 +146,7 @@ class SyncEngine:
         self.ctx = ctx
         self.metrics = metrics or NodeMetrics()
         self.feed_wait = feed_wait
+        self.push_settle = PUSH_SETTLE
         station = ctx.station
         # One view of the hub's clock for both clients: a station whose clock is off learns
         # the hub's time once (protocol.http.clock) and signs every request with it.
@@ -259,16 +265,22 @@ class SyncEngine:
         async with self._lock:
             self._in_cycle = True
             try:
+                woken = False
                 while True:
+                    if woken and self.push_settle > 0:
+                        await asyncio.sleep(self.push_settle)
                     self._wake.clear()
                     self._more = False
                     if self.ctx.configs.home is None:
                         await self.refresh_config()
                     await self.push()
                     await self.upload_blobs()
-                    await self.pull(self.feed_wait)
-                    await self.refresh_config()
-                    if not (self._wake.is_set() or self._more) or self._stopping:
+                    if await self.pull(self.feed_wait) is not None:
+                        # A long-poll cut short by a wake-up asks nothing of the config:
+                        # the next one that runs its course does.
+                        await self.refresh_config()
+                    woken = self._wake.is_set()
+                    if not (woken or self._more) or self._stopping:
                         break
             except (PeerFailure, ProtocolError) as exc:
                 await self._failed(exc)
@@ -397,11 +409,30 @@ class SyncEngine:
     # -- 2. blobs ----------------------------------------------------------------------
 
     async def upload_blobs(self) -> int:
-        """Upload every pending blob; returns how many completed."""
+        """Upload every pending blob, :data:`UPLOAD_STREAMS` at a time; returns how many
+        completed.
+
+        One tus upload is stop-and-wait (a chunk, then its answer a round trip later), so on
+        a slow, distant link a single stream leaves the line idle between chunks and between
+        blobs; a second stream sends while the first waits. The first failure that stops the
+        cycle cancels the other stream (its chunk is resumed next time, from the hub's offset).
+        """
+        rows = iter(await self.ctx.store.uploads(pending_only=True))
         done = 0
-        for row in await self.ctx.store.uploads(pending_only=True):
-            if await self._upload(row):
-                done += 1
+
+        async def stream() -> None:
+            nonlocal done
+            for row in rows:  # shared: each stream takes the next waiting blob
+                if await self._upload(row):
+                    done += 1
+
+        tasks = [asyncio.create_task(stream()) for _ in range(UPLOAD_STREAMS)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return done
 
     async def _upload(self, row: UploadRow) -> bool:
@@ -463,8 +494,9 @@ class SyncEngine:
 
     # -- 3. feed -----------------------------------------------------------------------
 
-    async def pull(self, wait: float) -> int:
-        """One (long-poll) feed request; returns how many new events were stored."""
+    async def pull(self, wait: float) -> int | None:
+        """One (long-poll) feed request; returns how many new events were stored, None when
+        a wake-up cut it short."""
         federation = self.ctx.configs.federation
         self._polled = federation is not None
         if federation is None:
@@ -475,7 +507,7 @@ class SyncEngine:
             self._request("feed", self.peer.feed(state.feed_cursor, wait))
         )
         if answer is None:
-            return 0
+            return None
         page, bad = FeedPage.decode(answer)
         refused = [Refused(r.id, r.author, r.seq, None, r.reason, r.detail, None) for r in bad]
         accepted = _verified(federation, page.events, refused)
