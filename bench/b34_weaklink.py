@@ -22,7 +22,9 @@ LATENCY = 0.150  # one way: 300 ms RTT
 async def _phase(
     root: Path, progress: Progress, n: int, size: int, resets: tuple[float, float] | None
 ) -> dict[str, float]:
-    link = LinkProfile(rate=RATE, latency=LATENCY, reset_every=resets, reset_by="seconds")
+    link = LinkProfile(
+        rate=RATE, latency=LATENCY, reset_every=resets, reset_by="seconds", shared=True
+    )
     async with village(root, link) as v:
         await v.drained()
         up0, down0 = v.proxy.bytes_up, v.proxy.bytes_down

@@ -45,6 +45,9 @@ class LinkProfile:
     reset_by: Literal["bytes", "seconds"] = "bytes"
     buffer: int | None = None  # bytes in flight per direction; default ≥ 2 × rate × latency
     half_close_after: int | None = None  # end server → client after this many bytes down
+    # One line for all connections (the rate is shared, as on a real link), rather than
+    # the rate per connection; benchmarks that open several connections need this.
+    shared: bool = False
 
     def buffer_bytes(self) -> int:
         if self.buffer is not None:
@@ -114,6 +117,8 @@ class FaultProxy:
     _flowing: asyncio.Event = field(default_factory=asyncio.Event)
     _rng: random.Random = field(init=False)
     _until_reset: float = field(init=False, default=float("inf"))
+    # When each direction of a shared link is free to serialise its next chunk.
+    _line: dict[bool, float] = field(default_factory=lambda: {True: 0.0, False: 0.0})
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -256,7 +261,11 @@ class FaultProxy:
                     chunk = chunk[:cut]
                 await room.take(len(chunk))
                 now = time.monotonic()
+                if profile.shared:
+                    clock = self._line[upward]
                 clock = max(clock, now) + len(chunk) / profile.rate if profile.rate else now
+                if profile.shared:
+                    self._line[upward] = clock
                 if chunk:
                     await queue.put((clock + profile.latency, chunk))
                 offset += len(chunk)
