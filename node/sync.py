@@ -414,8 +414,8 @@ class SyncEngine:
 
         One tus upload is stop-and-wait (a chunk, then its answer a round trip later), so on
         a slow, distant link a single stream leaves the line idle between chunks and between
-        blobs; a second stream sends while the first waits. The first failure that stops the
-        cycle cancels the other stream (its chunk is resumed next time, from the hub's offset).
+        blobs; the other streams send while one waits. The first failure that stops the
+        cycle cancels the other streams (their chunks resume next time, from the hub's offset).
         """
         rows = iter(await self.ctx.store.uploads(pending_only=True))
         done = 0
