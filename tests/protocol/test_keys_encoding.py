@@ -117,10 +117,7 @@ _TEXT = st.text(
     max_size=4,
 )
 _STRICT = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53) + 1, 2**53 - 1)
-    | _TEXT,
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=5),
     max_leaves=20,
 )
