@@ -59,16 +59,26 @@ SELECT {_CASE}, 'submitted', '210102:wjj', 'HP-WJJ-ZS-02', {_AUTHOR}, {_AUTHOR},
        $3::text, '[]', NULL, now(), now()
 FROM generate_series($1::bigint, $2::bigint - 1) AS g
 """
-# Feed entry of bulk event g: recipient g % 100 (a measured station), position g / 100 + 1.
-LOAD_FEED = """
-INSERT INTO feed_entries (recipient, pos, event_id)
-SELECT ($3::text[])[g % 100 + 1], g / 100 + 1, encode(sha256(('tb-bulk/' || g)::bytea), 'hex')
-FROM generate_series($1::bigint, $2::bigint - 1) AS g
+# Feed entries of bulk events go after each measured station's feed head, which is locked
+# as the hub's own appends lock it (receipts the hub signs meanwhile land in the same feeds).
+ENSURE_HEADS = """
+INSERT INTO feed_heads (recipient, pos) SELECT unnest($1::text[]), 0 ON CONFLICT DO NOTHING
 """
-LOAD_HEADS = """
-INSERT INTO feed_heads (recipient, pos)
-SELECT recipient, max(pos) FROM feed_entries WHERE recipient = ANY($1::text[]) GROUP BY recipient
-ON CONFLICT (recipient) DO UPDATE SET pos = excluded.pos
+LOAD_FEED = """
+WITH heads AS (
+    SELECT recipient, pos FROM feed_heads WHERE recipient = ANY($3::text[]) FOR UPDATE
+)
+INSERT INTO feed_entries (recipient, pos, event_id)
+SELECT h.recipient, h.pos + (g - $1) / 100 + 1,
+       encode(sha256(('tb-bulk/' || g)::bytea), 'hex')
+FROM generate_series($1::bigint, $2::bigint - 1) AS g
+JOIN heads h ON h.recipient = ($3::text[])[g % 100 + 1]
+"""
+MOVE_HEADS = """
+UPDATE feed_heads f SET pos = m.pos
+FROM (SELECT recipient, max(pos) AS pos FROM feed_entries
+      WHERE recipient = ANY($1::text[]) GROUP BY recipient) m
+WHERE f.recipient = m.recipient
 """
 
 
@@ -80,13 +90,14 @@ async def bulk_load(
     conn: asyncpg.Connection, start: int, stop: int, wire: bytes, fold: str, feeds: list[str]
 ) -> None:
     """Bulk events ``start`` … ``stop - 1`` with their cases and feed entries."""
+    await conn.execute(ENSURE_HEADS, feeds)
     for a in range(start, stop, STEP):
         b = min(stop, a + STEP)
         async with conn.transaction():
             await conn.execute(LOAD_EVENTS, a, b, wire)
             await conn.execute(LOAD_CASES, a, b, fold)
             await conn.execute(LOAD_FEED, a, b, feeds)
-    await conn.execute(LOAD_HEADS, feeds)
+            await conn.execute(MOVE_HEADS, feeds)
     await conn.execute("ANALYZE events, cases, feed_entries, feed_heads")
 
 
