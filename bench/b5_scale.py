@@ -6,7 +6,6 @@ read their feed (wait=0), in rounds. Push and feed latency p50/p99; hub CPU and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
@@ -53,9 +52,15 @@ async def run(root: Path, progress: Progress) -> Result:
             stop = asyncio.Event()
 
             async def hold(client: PeerClient) -> None:
+                # A station's long-poll: it follows its cursor (the hub's 送达回执 land in
+                # the feed) and backs off after an error rather than asking again at once.
+                cursor: str | None = None
                 while not stop.is_set():
-                    with contextlib.suppress(Exception):
-                        await client.feed(None, 20)
+                    try:
+                        page = await client.feed(cursor, 20)
+                        cursor = page.get("cursor", cursor)
+                    except Exception:
+                        await asyncio.sleep(1.0)
 
             cpu0 = proc_cpu_seconds(pid)
             started = time.monotonic()
