@@ -147,6 +147,7 @@ class SyncEngine:
         self.metrics = metrics or NodeMetrics()
         self.feed_wait = feed_wait
         self.push_settle = PUSH_SETTLE
+        self.cut_short = False  # the last pull's long-poll was cut short by a wake-up
         station = ctx.station
         # One view of the hub's clock for both clients: a station whose clock is off learns
         # the hub's time once (protocol.http.clock) and signs every request with it.
@@ -275,7 +276,8 @@ class SyncEngine:
                         await self.refresh_config()
                     await self.push()
                     await self.upload_blobs()
-                    if await self.pull(self.feed_wait) is not None:
+                    await self.pull(self.feed_wait)
+                    if not self.cut_short:
                         # A long-poll cut short by a wake-up asks nothing of the config:
                         # the next one that runs its course does.
                         await self.refresh_config()
@@ -494,11 +496,12 @@ class SyncEngine:
 
     # -- 3. feed -----------------------------------------------------------------------
 
-    async def pull(self, wait: float) -> int | None:
-        """One (long-poll) feed request; returns how many new events were stored, None when
-        a wake-up cut it short."""
+    async def pull(self, wait: float) -> int:
+        """One (long-poll) feed request; returns how many new events were stored (0 also
+        when a wake-up cut it short: then :attr:`cut_short` is set)."""
         federation = self.ctx.configs.federation
         self._polled = federation is not None
+        self.cut_short = False
         if federation is None:
             return 0  # nothing could be verified yet
         store = self.ctx.store
@@ -506,8 +509,9 @@ class SyncEngine:
         answer = await self._interruptible(
             self._request("feed", self.peer.feed(state.feed_cursor, wait))
         )
+        self.cut_short = answer is None
         if answer is None:
-            return None
+            return 0
         page, bad = FeedPage.decode(answer)
         refused = [Refused(r.id, r.author, r.seq, None, r.reason, r.detail, None) for r in bad]
         accepted = _verified(federation, page.events, refused)
