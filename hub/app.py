@@ -16,10 +16,12 @@ from .core import Hub
 from .handlers import api, blobs, sync
 from .handlers.common import HUB_KEY, middlewares
 from .jobs import RelayJobs
+from .review_jobs import ReviewJobs
 
 #: The largest request body: one tus PATCH chunk plus slack (pushes are bounded lower).
 CLIENT_MAX_SIZE: Final = blobs.MAX_CHUNK_BYTES + 64 * 1024
 JOBS_KEY: Final = web.AppKey("tongban_relay_jobs", RelayJobs)
+REVIEW_JOBS_KEY: Final = web.AppKey("tongban_review_jobs", ReviewJobs)
 
 
 def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
@@ -28,6 +30,8 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
     app[HUB_KEY] = hub
     relay = RelayJobs(hub)
     app[JOBS_KEY] = relay
+    checks = ReviewJobs(hub)  # 容缺 deadlines
+    app[REVIEW_JOBS_KEY] = checks
     r = app.router
     r.add_post("/v1/push", sync.push)
     r.add_get("/v1/feed", sync.feed)
@@ -44,6 +48,7 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
     r.add_post("/api/logout", api.logout)
     r.add_get("/api/me", api.me)
     r.add_get("/api/queue", api.queue)
+    r.add_get("/api/tasks", api.tasks)
     r.add_get("/api/cases/{number}", api.case_file)
     r.add_post("/api/cases/{number}/{action}", api.act)
     r.add_get("/api/status", api.status)
@@ -56,7 +61,9 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
     async def relay_jobs(_app: web.Application) -> AsyncIterator[None]:
         if jobs:
             relay.start()
+            checks.start()
         yield
+        await checks.stop()
         await relay.stop()  # also closes the HTTP session of jobs driven by hand
 
     app.cleanup_ctx.append(relay_jobs)

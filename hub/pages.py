@@ -8,9 +8,10 @@ every form carries the session's CSRF token, and a refusal by the case fold is s
 Chinese inside the form that was posted; nothing is written then.
 
 Routes: ``/login`` ``/logout``; ``/`` (待办); ``/cases/{n}`` (办件卷宗), POST
-``/cases/{n}/{action}`` (``accept``, ``not-accept``, ``request-correction``, ``step``,
-``decide``); ``/status`` (状态). Materials open at ``/v1/blobs/{hash}`` (the session cookie
-is accepted there).
+``/cases/{n}/{action}`` (each action of :data:`hub.services.review.ACTIONS`: 受理, 不予受理,
+补正, 审查环节, 补办, 特别程序 and its end, 延长, 办结, 异常终止, 核查, 回访),
+``/cases/{n}/result`` (the sealed result, printable); ``/status`` (状态). Materials open at
+``/v1/blobs/{hash}`` (the session cookie is accepted there).
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from protocol.case import RESULT_CODES, day_of
 from protocol.config import Federation
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.http import web as shared
+from protocol.http.web import result as sealed
+from protocol.seal import verify_result
 
 from .core import Hub
 from .handlers.common import hub_of, status_of
 from .logs import mask
 from .services import blobs, review, staff
+from .services.cases import FOLLOW_UP, VERIFY
 from .services.staff import SESSION_COOKIE, StaffSession
 from .services.status import operator_status
 
@@ -59,6 +63,12 @@ REASONS: Final = {
     "no_config": "本枢纽尚未取得联邦配置。",
     "no_such_case": "没有找到该办件。",
     "bad_csrf": "页面已过期，请刷新后重试。",
+    "second_extension": "每个办件只能延长一次办理期限，本办件已经延长过。",
+    "already_verified": "该办件的告知承诺已经核查过。",
+    "nothing_to_verify": "该办件不是以告知承诺方式准予的，无需核查。",
+    "no_follow_up_needed": "该办件没有待回访的差评。",
+    "no_pledge": "只有以承诺方式准予的办件才能在办结后异常终止。",
+    "not_overdue": "容缺材料尚未逾期。",
 }
 EVENT_TEXT: Final = {
     "case.submitted": "收件",
@@ -77,6 +87,8 @@ EVENT_TEXT: Final = {
     "case.rated": "好差评",
     "case.withdrawn": "申请人撤回",
     "case.terminated": "异常终止",
+    "case.verified": "告知承诺核查",
+    "case.followed_up": "差评回访",
 }
 DONE_TEXT: Final = {
     "accept": "已受理。",
@@ -84,7 +96,15 @@ DONE_TEXT: Final = {
     "request-correction": "补正通知已发出（一次性告知）。",
     "step": "审查意见已提交。",
     "decide": "已办结，结果已发往出件窗口。",
+    "request-supplement": "补办通知已发出，计时暂停。",
+    "suspend": "已进入特别程序，计时暂停。",
+    "resume": "特别程序结束，恢复计时。",
+    "extend": "已延长办理期限，并告知申请人。",
+    "terminate": "办件已异常终止。",
+    "verify": "核查结果已记录。",
+    "follow-up": "回访情况已记录。",
 }
+VERIFY_OUTCOMES: Final = (("confirmed", "承诺属实"), ("false", "承诺不实"))
 CORRECTION_ROWS: Final = 3
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -231,9 +251,10 @@ def _urgency(row: Mapping[str, Any], federation: Federation | None, today: date)
 async def queue(request: web.Request, session: StaffSession) -> web.StreamResponse:
     hub = hub_of(request)
     rows = await review.queue(hub, session)
+    work = await review.tasks(hub, session)
     federation = hub.view.federation
     today = day_of(hub.now())
-    for row in rows:
+    for row in [*rows, *work[VERIFY], *work[FOLLOW_UP]]:
         row["urgency"] = _urgency(row, federation, today)
         row["window_name"] = _member_name(federation, row["window"])
     counts = {
@@ -242,7 +263,15 @@ async def queue(request: web.Request, session: StaffSession) -> web.StreamRespon
         "deemed": sum(bool(r["deemed_accepted"]) for r in rows),
     }
     return render(
-        request, session, "queue.html", active="queue", rows=rows, counts=counts, today=today
+        request,
+        session,
+        "queue.html",
+        active="queue",
+        rows=rows,
+        counts=counts,
+        today=today,
+        verify=work[VERIFY],
+        follow_up=work[FOLLOW_UP],
     )
 
 
@@ -349,7 +378,16 @@ async def _case_page(
             "correct": "request-correction" in actions,
             "step": step_open,
             "decide": "decide" in actions and not step_open,
+            "supplement": "request-supplement" in actions,
+            "suspend": "suspend" in actions,
+            "resume": "resume" in actions,
+            "extend": "extend" in actions,
+            "terminate": "terminate" in actions,
+            "verify": "verify" in actions,
+            "follow_up": "follow-up" in actions,
         },
+        room=_extension_room(federation, file["matter"]),
+        outcomes=VERIFY_OUTCOMES,
         step=steps[next_step] if step_open else None,
         step_role=ROLE_NAMES.get(steps[next_step]["role"], steps[next_step]["role"])
         if step_open
@@ -384,15 +422,29 @@ def _items(form: MultiDictProxy[Any]) -> list[dict[str, str]]:
     return items
 
 
+def _extension_room(federation: Federation | None, matter: str) -> int:
+    """How many working days a 延长 may add: legal_days - promise_days of the matter."""
+    found = None if federation is None else federation.matter(matter)
+    return 0 if found is None else found[1].legal_days - found[1].promise_days
+
+
 def _payload(action: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
     """The workbench action's request, from the posted form."""
     payload: dict[str, Any] = {"opinion": _field(form, "opinion")}
-    if action == "not-accept":
+    if action in ("not-accept", "suspend", "terminate"):
         payload["reason"] = _field(form, "reason")
-    elif action == "request-correction":
+    elif action in ("request-correction", "request-supplement"):
         payload["items"] = _items(form)
         if not payload["items"]:
             raise RemoteProtocolError("bad_request", "请至少列出一项需要补正的内容")
+    elif action == "extend":
+        payload["days"] = _field(form, "days")
+        payload["reason"] = _field(form, "reason")
+    elif action == "verify":
+        payload["outcome"] = _field(form, "outcome")
+        payload["note"] = _field(form, "note")
+    elif action == "follow-up":
+        payload["note"] = _field(form, "note")
     elif action == "step":
         payload["step"] = _field(form, "step")
         payload["outcome"] = _field(form, "outcome") or "pass"
@@ -435,6 +487,22 @@ async def act(request: web.Request, session: StaffSession) -> web.StreamResponse
     return shared.see_other(f"/cases/{quote(number)}?done={quote(action)}")
 
 
+@staff_page
+async def result_page(request: web.Request, session: StaffSession) -> web.StreamResponse:
+    """The sealed result, printable with its QR code (the window prints the same page)."""
+    hub = hub_of(request)
+    file = await review.case_file(hub, session, request.match_info["number"])
+    doc = file.get("result")
+    if not isinstance(doc, dict):
+        raise RemoteProtocolError("not_decided", "该办件没有准予的结果文书。")
+    federation = hub.view.require()
+    verdict = sealed.verdict(verify_result(doc, federation), doc)
+    return render(
+        request, session, "result.html", active="queue", f=file,
+        r=sealed.document_view(doc), v=verdict,
+    )  # fmt: skip
+
+
 # -- 状态 ------------------------------------------------------------------------------------
 
 
@@ -461,4 +529,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/logout", logout)
     r.add_get("/status", status_page)
     r.add_get("/cases/{number}", case_page)
+    r.add_get("/cases/{number}/result", result_page)
     r.add_post("/cases/{number}/{action}", act)

@@ -1,4 +1,5 @@
-"""The single ``tongban`` command: ``tongban node …``, ``tongban hub …``, ``tongban ops …``."""
+"""The single ``tongban`` command: ``tongban node …``, ``tongban hub …``, ``tongban ops …``,
+``tongban verify`` (a sealed result, offline)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import click
 from hub.cli import hub
 from node.cli import node
 from ops.cli import demo, ops
+from ops.verify import verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +21,7 @@ tongban.add_command(node)
 tongban.add_command(hub)
 tongban.add_command(ops)
 tongban.add_command(demo)
+tongban.add_command(verify)
 
 
 def main() -> None:

@@ -40,7 +40,14 @@ missed 容缺 deadline). 容缺受理 accepts with a deferrable material missing
 with a deadline; 告知承诺 replaces a proof by a signed pledge. A 即办件 delegated to the
 window (即来即办) is accepted and decided by the window itself. If the authority does
 nothing for 5 working days after receipt, the case counts as accepted from receipt
-(行政许可法 §32, :meth:`Case.deemed_accepted`).
+(行政许可法 §32, :meth:`Case.deemed_accepted`); accepting it later still counts the time limit
+from receipt (``Case.deemed``).
+
+After the decision the authority adds, without changing the state: 核查 (``case.verified``)
+of an approval granted on a 告知承诺 pledge (a false pledge is then terminated), and 回访
+(``case.followed_up``) of a 差评; ratings themselves are never changed. The one authority act
+without a staff member is the hub's scheduled termination of a missed 容缺 deadline
+(``body.cause`` = :data:`OVERDUE`): the fold itself checks that the deadline has passed.
 
 送达回执 (end-to-end receipt): when an event a window signed for the authority, with every
 blob it names, is in custody at the hub hosting the competent authority, that hub signs
@@ -74,21 +81,25 @@ __all__ = [
     "CHINA_TIME",
     "DEEMED_ACCEPTANCE_DAYS",
     "EVENT_TYPES",
+    "OVERDUE",
     "PAUSED",
     "RESULT_CODES",
     "TRANSITIONS",
+    "VERIFICATION_OUTCOMES",
     "Agent",
     "Applicant",
     "Case",
     "CaseFolder",
     "CaseRejected",
     "CaseState",
+    "FollowUp",
     "Item",
     "Pledge",
     "Rating",
     "StepRecord",
     "SubmittedMaterial",
     "Transition",
+    "Verification",
     "Who",
     "day_of",
     "submitted_to",
@@ -99,6 +110,8 @@ RESULT_CODES: Mapping[int, str] = MappingProxyType(
     {0: "出证办结", 1: "不予许可", 5: "退件", 6: "不予受理"}
 )
 MATERIAL_MODES = ("provided", "deferred", "pledged")
+VERIFICATION_OUTCOMES = ("confirmed", "false")
+OVERDUE = "deferred_overdue"  # body.cause of the scheduled termination of a missed 容缺 deadline
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _BLOB_RE = re.compile(r"^[0-9a-f]{64}\Z")
@@ -201,6 +214,8 @@ TRANSITIONS: Mapping[tuple[CaseState | None, str], Transition] = MappingProxyTyp
         },
         # 送达回执: the authority's hub confirms custody; the state does not move.
         **{(s, "case.received"): Transition(s, "authority_hub") for s in CaseState},
+        **{(s, "case.verified"): Transition(s, "authority") for s in _AFTER_DECISION},
+        (_S.RATED, "case.followed_up"): Transition(_S.RATED, "authority"),
     }
 )
 """(state before, event type) → (state after, who may make it). Anything else is illegal."""
@@ -287,6 +302,27 @@ class Rating:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """核查: the authority's check of a 告知承诺 pledge after the approval."""
+
+    outcome: str  # confirmed | false
+    note: str
+    by: str
+    at: datetime
+    event: str
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """差评回访: how the authority followed up a low rating (the rating itself stays)."""
+
+    note: str
+    by: str
+    at: datetime
+    event: str
+
+
+@dataclass(frozen=True)
 class Case:
     """A case as its events so far make it. Build with :class:`CaseFolder`."""
 
@@ -318,6 +354,9 @@ class Case:
     steps: tuple[StepRecord, ...] = ()
     ratings: tuple[Rating, ...] = ()
     needs_follow_up: bool = False
+    follow_ups: tuple[FollowUp, ...] = ()
+    verification: Verification | None = None
+    deemed: bool = False  # accepted after the 5 working days: counted from receipt (rule 1)
     history: tuple[str, ...] = ()
     receipts: tuple[str, ...] = ()  # ids of events in custody at the authority (送达回执)
 
@@ -331,15 +370,29 @@ class Case:
         """Ids of materials accepted under 容缺 and not yet supplied."""
         return tuple(m.id for m in self.materials if m.mode == "deferred")
 
-    def deadline(self, calendar: Calendar) -> Deadline | None:
+    @property
+    def needs_verification(self) -> bool:
+        """An approval granted on a 告知承诺 pledge that has not been checked yet (核查)."""
+        return (
+            self.state in _AFTER_DECISION
+            and self.result_code == 0
+            and any(m.mode == "pledged" for m in self.materials)
+            and self.verification is None
+        )
+
+    def deadline(self, calendar: Calendar, today: date | None = None) -> Deadline | None:
         """Promised completion: acceptance + promise_days + extension, pauses excluded.
 
-        None before acceptance; ``Deadline.date`` None while a pause is open.
+        None before acceptance, unless ``today`` is given and the case already counts as
+        accepted from receipt (rule 1); ``Deadline.date`` None while a pause is open.
         """
-        if self.accepted_at is None:
+        start = self.accepted_at
+        if start is None and today is not None and self.deemed_accepted(calendar, today):
+            start = self.received
+        if start is None:
             return None
         days = self.terms.promise_days + self.extension_days
-        return calendar.add_workdays(day_of(self.accepted_at), days, self.pauses)
+        return calendar.add_workdays(day_of(start), days, self.pauses)
 
     def deemed_accepted(self, calendar: Calendar, today: date) -> bool:
         """Rule 1: still 收件 with no 补正 notice after 5 working days counts as accepted."""
@@ -530,6 +583,8 @@ class CaseFolder:
             "case.withdrawn": self._withdrawn,
             "case.terminated": self._terminated,
             "case.received": self._received,
+            "case.verified": self._verified,
+            "case.followed_up": self._followed_up,
         }
 
     def fold(self, events: Iterable[Event]) -> Case:
@@ -600,7 +655,11 @@ class CaseFolder:
         if who in ("authority", "authority_hub"):
             if author != host:
                 raise _reject("not_the_authority", f"{author} does not host {case.authority}")
-            return self._staff(case, event, "authority") if who == "authority" else None
+            if who == "authority_hub":
+                return None
+            if event.type == "case.terminated" and event.body.get("cause") == OVERDUE:
+                return None  # the hub's scheduled check; _terminated checks the deadline
+            return self._staff(case, event, "authority")
         if who == "window" and author != case.window:
             raise _reject("not_the_window", f"{author} is not the accepting window {case.window}")
         if who == "pickup" and author != case.pickup:
@@ -732,7 +791,11 @@ class CaseFolder:
         return {"materials": materials, "pledge": pledge, "items": ()}
 
     def _accepted(self, case: Case, event: Event, staff: Staff | None) -> Changes:
-        return {"accepted_at": self._when(event), "items": ()}
+        at = self._when(event)
+        if case.deemed_accepted(self._calendar(case), day_of(at)):
+            # 行政许可法 §32: accepted from receipt, so the time limit runs from then.
+            return {"accepted_at": case.received, "deemed": True, "items": ()}
+        return {"accepted_at": at, "items": ()}
 
     def _not_accepted(self, case: Case, event: Event, staff: Staff | None) -> Changes:
         return {"reason": _reason(event.body)}
@@ -851,6 +914,31 @@ class CaseFolder:
 
     def _terminated(self, case: Case, event: Event, staff: Staff | None) -> Changes:
         reason = _reason(event.body)
+        if event.body.get("cause") == OVERDUE:
+            due = None if case.pledge is None else case.pledge.deadline
+            if not case.outstanding or due is None or day_of(self._when(event)) <= due:
+                raise _reject("not_overdue", "no deferred (容缺) material is past its deadline")
         if case.state in _AFTER_DECISION and (case.pledge is None or case.result_code != 0):
             raise _reject("no_pledge", "only an approval on a pledge can be terminated")
         return {"reason": reason}
+
+    def _verified(self, case: Case, event: Event, staff: Staff | None) -> Changes:
+        if not any(m.mode == "pledged" for m in case.materials) or case.result_code != 0:
+            raise _reject("nothing_to_verify", "only an approval on a 告知承诺 pledge is verified")
+        if case.verification is not None:
+            raise _reject("already_verified", "the pledge was verified already")
+        outcome = event.body.get("outcome")
+        if outcome not in VERIFICATION_OUTCOMES:
+            raise _reject("bad_body", f"outcome must be one of {VERIFICATION_OUTCOMES}")
+        acting = self._acting(staff)
+        note = _text(event.body, "note", "verification")
+        at = self._when(event)
+        return {"verification": Verification(outcome, note, acting.id, at, event.id)}
+
+    def _followed_up(self, case: Case, event: Event, staff: Staff | None) -> Changes:
+        if not case.needs_follow_up:
+            raise _reject("no_follow_up_needed", "no 差评 is waiting for a follow-up")
+        acting = self._acting(staff)
+        note = _text(event.body, "note", "follow_up")
+        record = FollowUp(note, acting.id, self._when(event), event.id)
+        return {"follow_ups": (*case.follow_ups, record), "needs_follow_up": False}

@@ -91,6 +91,12 @@ async def queue(request: web.Request) -> web.Response:
     return web.json_response({"cases": await review.queue(hub_of(request), session)})
 
 
+async def tasks(request: web.Request) -> web.Response:
+    """核查 and 差评回访 work items of the staff member's department."""
+    session = await _session(request)
+    return web.json_response(await review.tasks(hub_of(request), session))
+
+
 async def case_file(request: web.Request) -> web.Response:
     session = await _session(request)
     number = request.match_info["number"]

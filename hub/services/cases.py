@@ -26,6 +26,17 @@ from ..storage import HubStore
 from ..storage.store import CaseRecord
 from .casecodec import CodecError, decode_case, encode_case
 
+CLOSED = frozenset(
+    {
+        CaseState.DECIDED,
+        CaseState.DELIVERED,
+        CaseState.RATED,
+        CaseState.WITHDRAWN,
+        CaseState.NOT_ACCEPTED,
+        CaseState.TERMINATED,
+    }
+)
+
 
 @dataclass(frozen=True)
 class FoldOutcome:
@@ -33,6 +44,23 @@ class FoldOutcome:
 
     case: Case | None
     rejected: CaseRejected | None = None
+
+
+#: Work items of an authority besides its queue of open cases, kept on the case row.
+DEFERRED, VERIFY, FOLLOW_UP = "deferred", "verify", "follow_up"
+
+
+def tasks_of(case: Case) -> str | None:
+    """容缺 materials outstanding on an open case (checked against their deadline by the
+    scheduled job), a 告知承诺 approval to verify (核查), a 差评 to follow up (回访)."""
+    tasks = []
+    if case.outstanding and case.state not in CLOSED:
+        tasks.append(DEFERRED)
+    if case.needs_verification:
+        tasks.append(VERIFY)
+    if case.needs_follow_up:
+        tasks.append(FOLLOW_UP)
+    return " ".join(tasks) or None
 
 
 def _record(
@@ -50,6 +78,7 @@ def _record(
         last_error=None if previous is None else previous.last_error,
         received_at=case.received,
         updated_at=at,
+        tasks=tasks_of(case),
     )
 
 

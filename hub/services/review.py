@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy.engine import Connection
@@ -29,13 +29,15 @@ from protocol.seal import seal_result
 
 from ..core import Hub
 from ..logs import log, mask
+from ..storage.store import CaseRecord
 from .casecodec import CodecError, decode_case
-from .cases import fold_txn, load_case_txn
+from .cases import FOLLOW_UP, VERIFY, fold_txn, load_case_txn
 from .ingest import Effects, Router, record_effects
 from .staff import StaffSession
 
 logger = logging.getLogger("tongban.hub.review")
 
+AFTER_DECISION: Final = (CaseState.DECIDED, CaseState.DELIVERED, CaseState.RATED)
 OPEN_STATES: Final = (
     CaseState.SUBMITTED,
     CaseState.CORRECTION,
@@ -50,11 +52,18 @@ ACTIONS: Final[Mapping[str, str]] = {
     "not-accept": "case.not_accepted",
     "request-correction": "case.correction_requested",
     "step": "case.step",
+    "request-supplement": "case.supplement_requested",
+    "suspend": "case.suspended",
+    "resume": "case.resumed",
+    "extend": "case.extended",
     "decide": "case.decided",
+    "terminate": "case.terminated",
+    "verify": "case.verified",
+    "follow-up": "case.followed_up",
 }
 DECISIONS: Final = {0: "准予", 1: "不予许可", 5: "退件", 6: "不予受理"}
 MAX_TEXT: Final = 2000
-_LABELS: Final = {"reason": "理由", "opinion": "意见"}
+_LABELS: Final = {"reason": "理由", "opinion": "意见", "note": "情况说明"}
 
 
 def _authority(session: StaffSession, hub: Hub) -> str:
@@ -86,6 +95,31 @@ def _deadline(case: Case, federation: Federation) -> dict[str, Any] | None:
     }
 
 
+def _deemed_deadline(case: Case, federation: Federation, today: date) -> dict[str, Any] | None:
+    """The time limit of a case not yet accepted that counts as accepted from receipt."""
+    config = federation.city(case.authority)
+    deadline = None if config is None else case.deadline(config.calendar, today)
+    if deadline is None:
+        return None
+    return {
+        "date": None if deadline.date is None else deadline.date.isoformat(),
+        "paused": False,
+        "assumed_years": list(deadline.assumed_years),
+        "deemed": True,
+    }
+
+
+def _pledge(case: Case, today: date) -> dict[str, Any] | None:
+    if case.pledge is None:
+        return None
+    due = case.pledge.deadline
+    return {
+        "text": case.pledge.text,
+        "deadline": None if due is None else due.isoformat(),
+        "overdue": bool(case.outstanding) and due is not None and today > due,
+    }
+
+
 def summary(
     case: Case, federation: Federation, today: date, last_error: str | None
 ) -> dict[str, Any]:
@@ -101,15 +135,36 @@ def summary(
         "window": case.window,
         "pickup": case.pickup,
         "received": case.received.isoformat(),
-        "deadline": _deadline(case, federation),
+        "deadline": _deadline(case, federation) or _deemed_deadline(case, federation, today),
         "deemed_accepted": config is not None and case.deemed_accepted(config.calendar, today),
+        "deemed": case.deemed,
+        "outstanding": list(case.outstanding),
+        "pledge": _pledge(case, today),
+        "extension_days": case.extension_days,
+        "needs_verification": case.needs_verification,
+        "needs_follow_up": case.needs_follow_up,
         "last_error": last_error,
     }
 
 
+def _offered(case: Case, action: str) -> bool:
+    """Beyond the table: what the fold would refuse anyway is not offered on the page."""
+    if action == "extend":
+        return not case.extension_days  # one 延长 per case
+    if action == "verify":
+        return case.needs_verification
+    if action == "follow-up":
+        return case.needs_follow_up
+    if action == "terminate" and case.state in AFTER_DECISION:
+        return case.verification is not None and case.verification.outcome == "false"
+    return True
+
+
 def actions_for(case: Case) -> list[str]:
     """The workbench actions the table allows from the case's state."""
-    return [a for a, kind in ACTIONS.items() if (case.state, kind) in TRANSITIONS]
+    return [
+        a for a, kind in ACTIONS.items() if (case.state, kind) in TRANSITIONS and _offered(case, a)
+    ]
 
 
 async def queue(hub: Hub, session: StaffSession) -> list[dict[str, Any]]:
@@ -152,6 +207,40 @@ def _timeline_entry(
     return entry
 
 
+def _result_of(events: list[Event], history: set[str]) -> dict[str, Any] | None:
+    """The sealed result document of the case's (folded) approval, if any."""
+    for event in reversed(events):
+        if event.type == "case.decided" and event.id in history:
+            result = event.body.get("result")
+            return result if isinstance(result, dict) else None
+    return None
+
+
+async def tasks(hub: Hub, session: StaffSession) -> dict[str, list[dict[str, Any]]]:
+    """The department's work items besides the queue: 核查 of 告知承诺 approvals and 回访 of
+    差评, oldest first."""
+    federation = hub.view.require()
+    authority = _authority(session, hub)
+    today = day_of(hub.now())
+    out: dict[str, list[dict[str, Any]]] = {}
+    for task in (VERIFY, FOLLOW_UP):
+        rows = []
+        for row in await hub.store.task_cases([authority], task):
+            try:
+                case = decode_case(row.fold)
+            except CodecError:
+                continue
+            item = summary(case, federation, today, row.last_error)
+            if case.ratings:
+                item["rating"] = {
+                    "score": case.ratings[-1].score,
+                    "comment": case.ratings[-1].comment,
+                }
+            rows.append(item)
+        out[task] = rows
+    return out
+
+
 async def case_file(hub: Hub, session: StaffSession, number: str) -> dict[str, Any]:
     """The whole file: state, terms, materials with blob links, timeline, deadline, actions."""
     federation = hub.view.require()
@@ -180,14 +269,6 @@ async def case_file(hub: Hub, session: StaffSession, number: str) -> dict[str, A
             else {"name": case.agent.name, "id_masked": mask(case.agent.id_masked)},
             "materials": materials,
             "outstanding": list(case.outstanding),
-            "pledge": None
-            if case.pledge is None
-            else {
-                "text": case.pledge.text,
-                "deadline": None
-                if case.pledge.deadline is None
-                else case.pledge.deadline.isoformat(),
-            },
             "items": [
                 {"problem": i.problem, "material": i.material, "field": i.field} for i in case.items
             ],
@@ -206,6 +287,22 @@ async def case_file(hub: Hub, session: StaffSession, number: str) -> dict[str, A
             ],
             "result_code": case.result_code,
             "reason": case.reason,
+            "ratings": [
+                {"score": r.score, "comment": r.comment, "by": r.by, "at": r.at.isoformat()}
+                for r in case.ratings
+            ],
+            "follow_ups": [
+                {"note": f.note, "by": f.by, "at": f.at.isoformat()} for f in case.follow_ups
+            ],
+            "verification": None
+            if case.verification is None
+            else {
+                "outcome": case.verification.outcome,
+                "note": case.verification.note,
+                "by": case.verification.by,
+                "at": case.verification.at.isoformat(),
+            },
+            "result": _result_of(events, history),
             "timeline": [_timeline_entry(e, e.id in history, refusals.get(e.id)) for e in events],
             "actions": actions_for(case),
         }
@@ -243,13 +340,21 @@ def _body(
 ) -> dict[str, Any]:
     """The event body of a workbench action, in the shapes ``protocol.case`` folds."""
     body: dict[str, Any] = {"by": session.staff.id, "opinion": _text(payload, "opinion")}
-    if action == "not-accept":
+    if action in ("not-accept", "suspend", "terminate"):
         body["reason"] = _text(payload, "reason", required=True)
-    elif action == "request-correction":
+    elif action in ("request-correction", "request-supplement"):
         items = payload.get("items")
         if not isinstance(items, list) or not items or len(items) > 100:
             raise RemoteProtocolError("bad_request", "请一次性列出全部需补正的事项")
         body["items"] = items
+    elif action == "extend":
+        body["days"] = _number(payload.get("days"))
+        body["reason"] = _text(payload, "reason", required=True)
+    elif action == "verify":
+        body["outcome"] = payload.get("outcome")
+        body["note"] = _text(payload, "note", required=True)
+    elif action == "follow-up":
+        body["note"] = _text(payload, "note", required=True)
     elif action == "step":
         body.update(
             step=_number(payload.get("step", case.step)),
@@ -311,6 +416,66 @@ def _recipients(case: Case) -> tuple[str, ...]:
     return tuple(dict.fromkeys((case.window, case.pickup)))
 
 
+BodyMaker = Callable[[Case, str], dict[str, Any]]
+
+
+def sign_txn(
+    hub: Hub,
+    c: Connection,
+    federation: Federation,
+    number: str,
+    kind: str,
+    make_body: BodyMaker,
+    at: datetime,
+    check: Callable[[CaseRecord], None] | None = None,
+) -> Decision:
+    """Sign one event of this hub on a case, fold it (strictly: a refusal raises and nothing
+    is written), append it to the hub's chain, store and route it, in one transaction."""
+    ts = at.isoformat(timespec="seconds")
+    record, case = load_case_txn(hub.store, c, federation, number, lock=True)
+    if record is None or case is None:
+        raise RemoteProtocolError("no_such_case", f"没有办件 {mask(number[:40])}")
+    if check is not None:
+        check(record)
+    body = make_body(case, ts)
+    head_seq, head_id = hub.store.chain_head_txn(c, hub.me)
+    event = Event.create(
+        hub.key,
+        author=hub.me,
+        seq=head_seq + 1,
+        prev=head_id,
+        ts=ts,
+        type=kind,
+        case=number,
+        to=_recipients(case),
+        body=body,
+    )
+    outcome = fold_txn(hub.store, c, federation, event, at, strict=True)
+    assert outcome.case is not None
+    router = Router(hub.store, federation, hub.me, c, source=hub.me, at=at)
+    router.store_event(event, mode="own", fold=False)
+    hub.store.set_chain_head_txn(c, hub.me, event.seq, event.id)
+    effects = router.flush()
+    me = federation.home.members.get(hub.me)
+    effects.relay = effects.relay or (me is not None and me.parent is not None)
+    return Decision(event, outcome.case, effects)
+
+
+def after_commit(hub: Hub, decision: Decision, staff: str | None) -> None:
+    """Wake the feeds and the relay for a committed decision; log and count it."""
+    hub.committed(decision.effects.recipients, decision.effects.relay)
+    record_effects(hub.metrics, decision.effects)
+    log(
+        logger,
+        "review.signed",
+        case=decision.case.number,
+        type=decision.event.type,
+        staff=staff,
+        seq=decision.event.seq,
+        state=decision.case.state.value,
+    )
+
+
 async def act(
     hub: Hub, session: StaffSession, number: str, action: str, payload: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -319,49 +484,18 @@ async def act(
     if kind is None:
         raise RemoteProtocolError("not_found", f"no action {action[:30]!r}")
     federation = hub.view.require()
-    at = hub.now()
-    ts = at.isoformat(timespec="seconds")
+
+    def check(record: CaseRecord) -> None:
+        _check_department(session, hub, record.authority)
+
+    def make_body(case: Case, ts: str) -> dict[str, Any]:
+        return _body(hub, session, case, action, payload, federation, ts)
 
     def txn(c: Connection) -> Decision:
-        record, case = load_case_txn(hub.store, c, federation, number, lock=True)
-        if record is None or case is None:
-            raise RemoteProtocolError("no_such_case", f"没有办件 {mask(number[:40])}")
-        _check_department(session, hub, record.authority)
-        body = _body(hub, session, case, action, payload, federation, ts)
-        head_seq, head_id = hub.store.chain_head_txn(c, hub.me)
-        event = Event.create(
-            hub.key,
-            author=hub.me,
-            seq=head_seq + 1,
-            prev=head_id,
-            ts=ts,
-            type=kind,
-            case=number,
-            to=_recipients(case),
-            body=body,
-        )
-        outcome = fold_txn(hub.store, c, federation, event, at, strict=True)
-        assert outcome.case is not None
-        router = Router(hub.store, federation, hub.me, c, source=hub.me, at=at)
-        router.store_event(event, mode="own", fold=False)
-        hub.store.set_chain_head_txn(c, hub.me, event.seq, event.id)
-        effects = router.flush()
-        me = federation.home.members.get(hub.me)
-        effects.relay = effects.relay or (me is not None and me.parent is not None)
-        return Decision(event, outcome.case, effects)
+        return sign_txn(hub, c, federation, number, kind, make_body, hub.now(), check)
 
     decision = await hub.db.run("review_" + action, txn)
-    hub.committed(decision.effects.recipients, decision.effects.relay)
-    record_effects(hub.metrics, decision.effects)
-    log(
-        logger,
-        "review.signed",
-        case=number,
-        type=kind,
-        staff=session.staff.id,
-        seq=decision.event.seq,
-        state=decision.case.state.value,
-    )
+    after_commit(hub, decision, session.staff.id)
     return {
         "event": decision.event.id,
         "type": kind,

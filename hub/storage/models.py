@@ -233,7 +233,9 @@ class CaseRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    __table_args__ = (Index(None, "authority", "state"),)
+    # Open work items of the authority besides the queue, space-separated (hub.services.cases)
+    tasks: Mapped[str | None] = mapped_column(String(60))
+    __table_args__ = (Index(None, "authority", "state"), Index(None, "authority", "tasks"))
 
 
 class StaffPasswordRow(Base):

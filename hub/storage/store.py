@@ -124,6 +124,7 @@ class CaseRecord:
     last_error: str | None
     received_at: datetime
     updated_at: datetime
+    tasks: str | None = None  # 容缺 due, 核查, 差评回访: see hub.services.cases
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def _case(row: Any) -> CaseRecord:
         last_error=row.last_error,
         received_at=row.received_at,
         updated_at=row.updated_at,
+        tasks=row.tasks,
     )
 
 
@@ -201,6 +203,7 @@ def _case_values(record: CaseRecord) -> dict[str, Any]:
         "last_error": record.last_error,
         "received_at": record.received_at,
         "updated_at": record.updated_at,
+        "tasks": record.tasks,
     }
 
 
@@ -1052,6 +1055,21 @@ class HubStore:
         self, authorities: Sequence[str], states: Sequence[str] | None = None, limit: int = 500
     ) -> list[CaseRecord]:
         return await self.db.read("cases", self.cases_txn, authorities, states, limit)
+
+    def task_cases_txn(
+        self, c: Connection, authorities: Sequence[str] | None, task: str, limit: int
+    ) -> list[CaseRecord]:
+        """Cases with the work item ``task`` open (of these authorities; None: any here)."""
+        stmt = select(_table(CaseRow)).where(CaseRow.tasks.like(f"%{task}%"))
+        if authorities is not None:
+            stmt = stmt.where(CaseRow.authority.in_(list(authorities)))
+        rows = c.execute(stmt.order_by(CaseRow.received_at, CaseRow.number).limit(limit))
+        return [_case(r) for r in rows]
+
+    async def task_cases(
+        self, authorities: Sequence[str] | None, task: str, limit: int = 500
+    ) -> list[CaseRecord]:
+        return await self.db.read("task_cases", self.task_cases_txn, authorities, task, limit)
 
     # -- staff logins and sessions ---------------------------------------------------------
 

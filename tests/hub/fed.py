@@ -32,7 +32,10 @@ STRANGER = "210102009009"  # illustrative: never enrolled
 SFJ, HP_MZJ, SH_MZJ = "2101:sfj", "210102:mzj", "210103:mzj"
 RELIEF = "SY-MZJ-JZ-02"  # 临时救助审批: district, 独任审批
 ANNUAL = "SY-SFJ-KH-02"  # 律师执业年度考核结果备案: city, 独任审批
+# 养老服务机构备案 (illustrative): district, 受理审查 → 审核 → 签发, 容缺 and 告知承诺 allowed
+CHAIN = "SY-MZJ-YL-03"
 REVIEWER, CITY_REVIEWER, CLERK = "hp-shenhe", "sfj-shenhe", "hp-clerk"
+ACCEPTOR, APPROVER, OTHER_DEPT = "hp-shouli", "hp-qianfa", "hp-wjj-shenhe"
 PASSWORD = "正确的密码-123"
 
 
@@ -92,6 +95,23 @@ def matter(
     }
 
 
+def chain_matter() -> dict[str, Any]:
+    """A district matter with three steps by three roles, 容缺 and 告知承诺 allowed."""
+    entry = matter(CHAIN, "mzj", "district", "district", 5, 15)
+    entry["materials"] = [
+        {"id": "form", "name": "申请表"},
+        {"id": "idcard", "name": "身份证"},
+        {"id": "fire", "name": "消防验收意见", "deferrable": True},
+        {"id": "nocrime", "name": "无犯罪记录证明", "pledgeable": True},
+    ]
+    entry["steps"] = [
+        {"name": "受理审查", "role": "acceptor"},
+        {"name": "审核", "role": "reviewer"},
+        {"name": "签发", "role": "approver"},
+    ]
+    return entry
+
+
 @dataclass
 class Fed:
     """A config of 沈阳 to sign; change fields before :meth:`signed` for other serials."""
@@ -140,6 +160,7 @@ class Fed:
             "catalog": [
                 matter(RELIEF, "mzj", "district", "district", 3, 5),
                 matter(ANNUAL, "sfj", "city", "city", 5, 10),
+                chain_matter(),
             ],
             "calendar": {"years": [2026], "holidays": ["2026-10-01"], "workdays": []},
             "staff": [
@@ -148,6 +169,9 @@ class Fed:
                 staff(CLERK, DISTRICT, None, "clerk"),
                 staff(CITY_REVIEWER, CITY, "sfj", "reviewer"),
                 staff("sh-shenhe", OTHER_DISTRICT, "mzj", "reviewer"),
+                staff(ACCEPTOR, DISTRICT, "mzj", "acceptor"),
+                staff(APPROVER, DISTRICT, "mzj", "approver"),
+                staff(OTHER_DEPT, DISTRICT, "wjj", "reviewer", "acceptor", "approver"),
             ],
         }
 
@@ -255,13 +279,15 @@ def submit(
     to: str = HP_MZJ,
     pickup: str | None = None,
     blobs: dict[str, list[str]] | None = None,
+    materials: list[dict[str, Any]] | None = None,
+    pledge: dict[str, Any] | None = None,
     ts: datetime | None = None,
 ) -> Event:
-    """A valid ``case.submitted`` on ``chain`` (the window's next event), at ``ts`` (now)."""
+    """A valid ``case.submitted`` on ``chain`` (the window's next event)."""
     day = (ts or datetime.now(CST)).strftime("%Y%m%d")
     number = f"{chain.author}-{day}-{next(_CASE_N):04d}"
     blobs = blobs or {}
-    body = {
+    body: dict[str, Any] = {
         "matter": matter,
         "applicant": applicant(),
         "location": chain.author,
@@ -269,12 +295,14 @@ def submit(
         "materials": [
             {"id": m, "mode": "provided", "blobs": blobs.get(m, [sha(m)]), "name": m}
             for m in ("form", "idcard")
-        ],
+        ]
+        + (materials or []),
     }
+    if pledge is not None:
+        body["pledge"] = pledge
     window, pickup = chain.author, body["pickup"]
-    return chain.next(
-        "case.submitted", case=number, to=submitted_to(to, window, pickup), body=body, ts=ts
-    )
+    to_ = submitted_to(to, window, pickup)
+    return chain.next("case.submitted", case=number, to=to_, body=body, ts=ts)
 
 
 def wire(*events: Event) -> list[dict[str, Any]]:

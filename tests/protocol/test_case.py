@@ -88,9 +88,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "case.extended": {"days": 2, "reason": "情况复杂"},
     "case.decided": {"result_code": 0, "result": {"licence": "A-1"}, "opinion": "准予许可"},
     "case.delivered": {"collector": "张三", "method": "窗口领取"},
-    "case.rated": {"score": 5, "comment": "满意"},
+    "case.rated": {"score": 2, "comment": "等候太久"},  # 差评: a follow-up is due
     "case.withdrawn": {"reason": "申请人撤回"},
     "case.terminated": {"reason": "承诺不实"},
+    "case.verified": {"outcome": "confirmed", "note": "经核查承诺属实"},
+    "case.followed_up": {"note": "已电话回访，已致歉并改进"},
 }
 DROP = object()
 
@@ -554,9 +556,10 @@ def test_normal_lifecycle_独任() -> None:
     assert (case.state, case.result_code, case.reason) == (S.DECIDED, 0, "")
     case = flow.do("case.delivered")
     assert case.delivered_at is not None and case.state.label == "已送达"
-    case = flow.do("case.rated")
+    case = flow.do("case.rated", score=5, comment="满意")
     assert case.state is S.RATED and not case.needs_follow_up
     assert len(case.history) == 6
+    flow.reject("no_follow_up_needed", "case.followed_up")
 
 
 def test_独任_may_decide_without_taking_the_step() -> None:
@@ -839,6 +842,52 @@ def test_ratings_are_added_never_changed() -> None:
     flow.reject("bad_body", "case.rated", comment=None)
 
 
+def test_差评_follow_up_closes_with_a_note_and_keeps_the_rating() -> None:
+    flow = reach(S.DELIVERED, ANNUAL)
+    flow.do("case.rated", score=1, comment="态度不好")
+    flow.reject("bad_body", "case.followed_up", note="")
+    flow.reject("wrong_department", "case.followed_up", by="jtj-shenhe")
+    flow.reject("not_the_authority", "case.followed_up", VILLAGE)
+    case = flow.do("case.followed_up", note="已回访致歉")
+    assert not case.needs_follow_up and case.state is S.RATED
+    assert [(f.note, f.by) for f in case.follow_ups] == [("已回访致歉", "sfj-shouli")]
+    assert [r.score for r in case.ratings] == [1]  # the rating stays as given
+    flow.reject("no_follow_up_needed", "case.followed_up")
+    case = flow.do("case.rated", score=2, comment="仍不满意")  # a second 差评 opens another
+    assert case.needs_follow_up
+    assert len(flow.do("case.followed_up").follow_ups) == 2
+
+
+def test_告知承诺_verification_after_the_decision() -> None:
+    flow = pledged_lawyer()
+    flow.review()
+    case = flow.do("case.decided")
+    assert case.needs_verification
+    flow.reject("bad_body", "case.verified", outcome="maybe")
+    flow.reject("bad_body", "case.verified", note=DROP)
+    flow.reject("unknown_staff", "case.verified", by="hp-mzj")
+    case = flow.do("case.verified", outcome="false", note="公安机关回函：有犯罪记录")
+    assert not case.needs_verification and case.state is S.DECIDED
+    assert case.verification is not None and case.verification.outcome == "false"
+    flow.reject("already_verified", "case.verified")
+    assert flow.do("case.terminated", reason="承诺不实，撤销许可").state is S.TERMINATED
+
+
+@pytest.mark.parametrize(
+    ("matter", "decision"),
+    [
+        (ANNUAL, {}),  # approved, but nothing was pledged
+        (LAWYER, {"result_code": 1, "reason": "不符合条件", "result": DROP}),  # pledged, denied
+    ],
+)
+def test_nothing_to_verify(matter: str, decision: dict[str, Any]) -> None:
+    flow = pledged_lawyer() if matter == LAWYER else Flow(matter)
+    flow.review()
+    case = flow.do("case.decided", **decision)
+    assert not case.needs_verification
+    flow.reject("nothing_to_verify", "case.verified")
+
+
 def test_delivery_needs_collector_and_method() -> None:
     flow = reach(S.DECIDED, ANNUAL)
     flow.reject("bad_body", "case.delivered", collector="")
@@ -1004,7 +1053,12 @@ def test_any_sequence_folds_or_is_rejected(data: st.DataObject) -> None:
         assert after.number == event.case
         open_pauses = [p for p in after.pauses if p.end is None]
         assert len(open_pauses) == (1 if after.state in PAUSED else 0)
-        assert after.needs_follow_up == any(r.score <= 2 for r in after.ratings)
+        # 差评 rated after the latest follow-up (by position in the history) still wait
+        position = {e: i for i, e in enumerate(after.history)}
+        answered = max((position[f.event] for f in after.follow_ups), default=-1)
+        assert after.needs_follow_up == any(
+            r.score <= 2 and position[r.event] > answered for r in after.ratings
+        )
         case = after
         hypothesis.event(f"reached {case.state}")
 
@@ -1056,3 +1110,38 @@ def test_blobs_named(make: Maker) -> None:
     }
     assert blobs_named(make("note.added", VILLAGE, body)) == [good, other]
     assert blobs_named(make("note.added", VILLAGE, {"materials": "none"})) == []
+
+
+# -- rule 1 and the scheduled 容缺 termination --------------------------------------------
+
+
+def test_acceptance_after_five_working_days_counts_from_receipt() -> None:
+    flow = Flow(ANNUAL)  # received Monday 2026-11-02, promise 5 working days
+    assert flow.case.deadline(CAL) is None
+    assert flow.case.deadline(CAL, D("2026-11-09")) is None  # still in time to act
+    assert flow.case.deadline(CAL, D("2026-11-10")) == Deadline(D("2026-11-09"))
+    case = flow.do("case.accepted", ts="2026-11-10T10:00:00+08:00")
+    assert case.deemed and case.accepted_at == case.received
+    assert case.deadline(CAL) == Deadline(D("2026-11-09"))
+    timely = Flow(ANNUAL)
+    case = timely.do("case.accepted", ts="2026-11-09T10:00:00+08:00")
+    assert not case.deemed and case.deadline(CAL) == Deadline(D("2026-11-16"))
+
+
+def test_scheduled_termination_only_past_the_容缺_deadline() -> None:
+    pledge = {"text": "承诺补交", "deadline": "2026-11-06"}
+    flow = Flow(FOOD, materials=[*provided("form", "premises"), HEALTH_LATER], pledge=pledge)
+    flow.do("case.accepted")
+    auto = {"by": DROP, "cause": "deferred_overdue", "reason": "容缺材料逾期未补齐"}
+    flow.reject("not_overdue", "case.terminated", ts="2026-11-06T23:00:00+08:00", **auto)
+    flow.reject("not_the_authority", "case.terminated", VILLAGE, **auto)
+    case = flow.do("case.terminated", ts="2026-11-07T00:10:00+08:00", **auto)
+    assert case.state is S.TERMINATED
+    supplied = Flow(FOOD, materials=[*provided("form", "premises"), HEALTH_LATER], pledge=pledge)
+    supplied.do("case.accepted")
+    supplied.do("case.supplement_requested")
+    supplied.do("case.supplemented", materials=provided("health"))
+    supplied.reject("not_overdue", "case.terminated", ts="2026-11-09T09:00:00+08:00", **auto)
+    plain = Flow(ANNUAL)  # no pledge at all
+    plain.do("case.accepted")
+    plain.reject("not_overdue", "case.terminated", ts="2026-11-30T09:00:00+08:00", **auto)

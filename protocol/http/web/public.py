@@ -16,6 +16,7 @@ from aiohttp import web
 from protocol.config import Federation
 
 from . import guide, html_response, safe_next, see_other
+from . import result as sealed
 from .track import NOT_FOUND, TOO_MANY, WINDOW, WrongCodes, attempt_keys, blocked, parse_qr
 
 LARGE_COOKIE: Final = "tb_large"
@@ -23,7 +24,9 @@ PUBLIC_TITLE: Final = "政务服务"
 PUBLIC_NAV: Final = (
     {"key": "guide", "label": "办事指南", "href": "/guide"},
     {"key": "track", "label": "进度查询", "href": "/track"},
+    {"key": "verify", "label": "结果核验", "href": "/verify"},
 )
+MAX_VERIFY_TEXT: Final = 16_000  # a sealed result as QR text is well under this
 
 
 def large_mode(request: web.Request) -> bool:
@@ -155,11 +158,45 @@ class PublicSite:
             return self.track_page(request, status=404, number=number, error=NOT_FOUND)
         return self.track_page(request, number=number, c=view)
 
+    def verify_page(self, request: web.Request, text: str) -> web.Response:
+        """结果核验: the verdict on a sealed result, checked against this app's config."""
+        text = text.strip()
+        if not text:
+            return self.page(
+                request, "public_verify.html", active="verify", text="", max_len=MAX_VERIFY_TEXT
+            )
+        federation = self.federation(request)
+        if federation is None:
+            return self.page(
+                request, "public_error.html", active="verify", status=503, message=self.no_catalog
+            )
+        if len(text) > MAX_VERIFY_TEXT:
+            return self.page(
+                request, "public_verify.html", active="verify", status=413, text="",
+                max_len=MAX_VERIFY_TEXT, error="内容过长，不是结果文书。",
+            )  # fmt: skip
+        verdict = sealed.check_text(text, federation)
+        view = None if verdict.document is None else sealed.document_view(verdict.document)
+        return self.page(
+            request, "public_verify.html", active="verify", status=200 if verdict.genuine else 422,
+            text=text, v=verdict, r=view, max_len=MAX_VERIFY_TEXT,
+        )  # fmt: skip
+
+    async def verify_form(self, request: web.Request) -> web.StreamResponse:
+        """``/verify`` (optionally ``?r=<QR text>``, so a scanned link opens the verdict)."""
+        return self.verify_page(request, request.query.get("r", ""))
+
+    async def verify(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        return self.verify_page(request, str(form.get("text") or ""))
+
     def add_routes(self, app: web.Application) -> None:
-        """``/guide``, ``/guide/{code}``, ``/track`` and the ``/large`` switch."""
+        """``/guide``, ``/guide/{code}``, ``/track``, ``/verify`` and the ``/large`` switch."""
         r = app.router
         r.add_get("/guide", self.guide_list)
         r.add_get("/guide/{code}", self.guide_matter)
         r.add_get("/track", self.track_form)
         r.add_post("/track", self.track)
+        r.add_get("/verify", self.verify_form)
+        r.add_post("/verify", self.verify)
         r.add_get("/large", toggle_large)

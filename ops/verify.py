@@ -1,0 +1,126 @@
+"""``tongban verify <file or QR text>``: check a sealed result (电子签章) offline.
+
+The result is the QR text printed on the result (``TBRES1.…``), the sealed JSON document, or
+a file holding either. It is checked against a federation config, read from ``--config``
+(a signed config file) or found in a data directory (``--data``, default the operator's
+federation directory ``$TONGBAN_FED_DIR`` or ``./federation``): the operator's
+``current.json``, else a hub's or station's ``config.json``. The config's own signature is
+checked against the root keys the data directory trusts (a hub's ``hub.json`` or a station's
+``station.json``), or, with none, against the root keys it lists itself (said so in the
+output). No network, no database.
+
+Exit status 0: genuine; 1: not genuine, or nothing to check against.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Final
+
+import click
+
+from protocol.config import Federation, SignedConfig, parse_signed
+from protocol.encoding import loads_strict
+from protocol.errors import ProtocolError
+from protocol.http.web.result import Verdict, check_text
+from protocol.keys import PublicKey
+
+DIR_ENV: Final = "TONGBAN_FED_DIR"
+CONFIG_NAMES: Final = ("current.json", "config.json")  # ops federation dir; hub or station
+TRUST_FILES: Final = ("hub.json", "station.json")  # settings that list the trusted root keys
+MAX_INPUT: Final = 1 << 20
+
+
+def _read_target(target: str) -> str:
+    """The text to check: the file's contents when ``target`` names a file, else itself."""
+    path = Path(target)
+    try:
+        if len(target) < 4096 and path.is_file():
+            if path.stat().st_size > MAX_INPUT:
+                raise click.ClickException(f"{target} 过大，不是结果文书")
+            return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"无法读取 {target}: {exc}") from None
+    return target
+
+
+def _trusted_roots(data: Path) -> list[PublicKey]:
+    roots: list[PublicKey] = []
+    for name in TRUST_FILES:
+        path = data / name
+        if path.is_file():
+            try:
+                settings = json.loads(path.read_text("utf-8"))
+                roots += [PublicKey.from_text(str(k)) for k in settings.get("root_keys", [])]
+            except (OSError, ValueError, AttributeError, ProtocolError) as exc:
+                raise click.ClickException(f"{path} 无法读取: {exc}") from None
+    return roots
+
+
+def find_config(config: Path | None, data: Path) -> tuple[Path, list[PublicKey]]:
+    """The config file to check against and the root keys trusted for it."""
+    if config is not None:
+        return config, []
+    for name in CONFIG_NAMES:
+        if (data / name).is_file():
+            return data / name, _trusted_roots(data)
+    raise click.ClickException(
+        f"在 {data} 下找不到联邦配置（{' 或 '.join(CONFIG_NAMES)}）；用 --config 指定配置文件，"
+        "或用 --data 指定运维目录、枢纽或站点的数据目录"
+    )
+
+
+def load_federation(path: Path, roots: list[PublicKey]) -> tuple[SignedConfig, bool]:
+    """The signed config at ``path``, its signature checked; True when checked against
+    roots the data directory trusts (False: against the config's own root keys)."""
+    try:
+        signed = parse_signed(loads_strict(path.read_bytes()))
+    except OSError as exc:
+        raise click.ClickException(f"无法读取 {path}: {exc}") from None
+    except ProtocolError as exc:
+        raise click.ClickException(
+            f"{path} 不是有效的联邦配置: {exc.detail} ({exc.reason})"
+        ) from None
+    anchors = roots or [g.key for g in signed.config.root_keys]
+    try:
+        signed.verify(anchors)
+    except ProtocolError:
+        raise click.ClickException(f"{path} 的根签名无效，不能用它核验") from None
+    return signed, bool(roots)
+
+
+def report(verdict: Verdict) -> str:
+    """The verdict as printed."""
+    return "\n".join([verdict.headline, *(f"  {line}" for line in verdict.lines)])
+
+
+@click.command("verify")
+@click.argument("target")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A signed federation config file to check against.",
+)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="federation",
+    envvar=DIR_ENV,
+    show_default=True,
+    help=f"Where to find the config: the operator directory (or ${DIR_ENV}), a hub's or "
+    "station's data directory.",
+)
+def verify(target: str, config: Path | None, data: Path) -> None:
+    """Check a sealed result offline: genuine or not, sealed by whom, seal key valid then."""
+    text = _read_target(target)
+    path, roots = find_config(config, data)
+    signed, anchored = load_federation(path, roots)
+    verdict = check_text(text, Federation(signed.config))
+    click.echo(report(verdict))
+    trust = "数据目录信任的根密钥" if anchored else "配置自身列出的根密钥（未指定信任根）"
+    click.echo(
+        f"  核验依据：{path}（联邦 {signed.config.federation}，第 {signed.serial} 版，{trust}）"
+    )
+    if not verdict.genuine:
+        raise SystemExit(1)

@@ -1,0 +1,112 @@
+"""The sealed result (电子签章) as people see it: the printable document with its QR code and
+the verdict on its seal, in Chinese, shared by the hub (workbench print view, public verify
+page), the window node (result print view) and ``tongban verify``.
+
+The QR code carries the whole sealed document (``TBRES1.`` + base64url of its canonical
+JSON, :func:`protocol.seal.result_text`), so any window or phone holding the federation
+config checks it offline; :func:`verdict` turns :func:`protocol.seal.verify_result`'s answer
+into the sentences shown, and the template macro ``result_doc.html`` draws the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import segno
+
+from protocol.config import Federation
+from protocol.errors import ProtocolError
+from protocol.seal import SealCheck, parse_result_text, result_text, verify_result
+
+__all__ = ["SEAL_REASONS", "Verdict", "check_text", "document_view", "qr_svg", "verdict"]
+
+#: Why a result is not genuine, as the clerk or the applicant reads it.
+SEAL_REASONS: Final[Mapping[str, str]] = {
+    "bad_seal": "签章与文书内容不符：文书在盖章后被改动过，或签章是伪造的",
+    "unsealed": "文书没有电子签章",
+    "bad_result": "不是有效的办理结果文书（格式有误或内容不完整）",
+    "bad_sig": "电子签章的格式有误",
+    "bad_utf8": "内容不是有效的结果文书（无法解析）",
+    "bad_case_number": "结果文书中的办件编号无效",
+    "unknown_authority": "签发部门不在联邦配置中",
+    "unknown_key": "签发部门没有这枚印章密钥（可能是伪造的，或联邦配置过旧）",
+    "key_not_valid": "盖章时这枚印章密钥不在有效期内（已过期或尚未生效）",
+    "key_revoked": "这枚印章密钥在盖章时已被吊销",
+    "unsupported_alg": "不支持的签章算法",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A seal check for people: ``genuine``, a headline and the sentences explaining it."""
+
+    genuine: bool
+    reason: str
+    headline: str
+    lines: tuple[str, ...]
+    document: Mapping[str, Any] | None = None
+
+
+def verdict(check: SealCheck, document: Any = None) -> Verdict:
+    """Say whether the result is genuine, who sealed it, and whether the key was valid."""
+    doc = document if isinstance(document, dict) else None
+    if check.genuine:
+        who = check.authority_name or check.authority or ""
+        lines = (
+            f"签发部门：{who}（{check.authority}）",
+            "电子签章与文书内容一致，文书未被改动。",
+            f"盖章时印章密钥有效（密钥 {(check.kid or '')[:16]}，未过期、未被吊销）。",
+        )
+        return Verdict(
+            True, check.reason, "✔ 真实有效：该结果文书由签发部门加盖电子签章", lines, doc
+        )
+    why = SEAL_REASONS.get(check.reason, f"核验未通过（{check.reason}）")
+    problems = [f"原因：{why}。"]
+    if check.authority:
+        problems.append(f"文书声称的签发部门：{check.authority}")
+    if check.reason in ("key_not_valid", "key_revoked"):
+        problems.append("盖章时这枚印章已不能代表该部门，文书不能作为有效凭证。")
+    headline = "✘ 核验未通过：不能确认该文书真实有效"
+    return Verdict(False, check.reason, headline, tuple(problems), doc)
+
+
+def check_text(text: str, federation: Federation) -> Verdict:
+    """Verify a result given as QR text (``TBRES1.…``) or JSON, never raising."""
+    try:
+        doc = parse_result_text(text)
+    except ProtocolError as exc:
+        return verdict(SealCheck(False, exc.reason, exc.detail))
+    return verdict(verify_result(doc, federation), doc)
+
+
+def qr_svg(text: str, *, scale: int = 3) -> str | None:
+    """An inline SVG QR code of ``text`` (None when the text is too long for one)."""
+    try:
+        code = segno.make(text, error="l", micro=False)
+    except segno.DataOverflowError:
+        return None
+    return str(code.svg_inline(scale=scale, border=2))
+
+
+def document_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The rows of the printed result (the applicant is already masked in the document)."""
+    applicant = doc.get("applicant")
+    applicant = applicant if isinstance(applicant, dict) else {}
+    text = result_text(doc) if "seal" in doc else None
+    return {
+        "title": doc.get("result_name") or "办理结果通知",
+        "case": doc.get("case", ""),
+        "matter_name": doc.get("matter_name", ""),
+        "applicant": applicant.get("name", ""),
+        "id_masked": applicant.get("id_masked", ""),
+        "decision": doc.get("decision", ""),
+        "licence_no": doc.get("licence_no", ""),
+        "valid_from": doc.get("valid_from", ""),
+        "valid_until": doc.get("valid_until", ""),
+        "authority_name": doc.get("authority_name") or doc.get("authority", ""),
+        "issued": doc.get("issued", ""),
+        "qr": None if text is None else qr_svg(text),
+        "text": text,
+    }
