@@ -104,6 +104,21 @@ DONE_TEXT: Final = {
     "verify": "核查结果已记录。",
     "follow-up": "回访情况已记录。",
 }
+#: The form (key of ``can`` in case.html) of each action.
+FORM_OF: Final = {
+    "accept": "accept",
+    "not-accept": "not_accept",
+    "request-correction": "correct",
+    "step": "step",
+    "decide": "decide",
+    "request-supplement": "supplement",
+    "suspend": "suspend",
+    "resume": "resume",
+    "extend": "extend",
+    "terminate": "terminate",
+    "verify": "verify",
+    "follow-up": "follow_up",
+}
 VERIFY_OUTCOMES: Final = (("confirmed", "承诺属实"), ("false", "承诺不实"))
 CORRECTION_ROWS: Final = 3
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -360,32 +375,36 @@ async def _case_page(
     reviewing = "step" in actions or "decide" in actions
     single = len(steps) <= 1
     step_open = reviewing and not single and next_step < len(steps)
+    can = {
+        "accept": "accept" in actions,
+        "not_accept": "not-accept" in actions,
+        "correct": "request-correction" in actions,
+        "step": step_open,
+        "decide": "decide" in actions and not step_open,
+        "supplement": "request-supplement" in actions,
+        "suspend": "suspend" in actions,
+        "resume": "resume" in actions,
+        "extend": "extend" in actions,
+        "terminate": "terminate" in actions,
+        "verify": "verify" in actions,
+        "follow_up": "follow-up" in actions,
+    }
+    # A refusal of an action whose form is no longer offered is shown above the forms.
+    orphan = error if failed and not can.get(FORM_OF.get(failed, ""), False) else ""
     return render(
         request,
         session,
         "case.html",
         active="queue",
         status_code=status_code,
+        orphan_error=orphan,
         f=file,
         entries=_timeline(file, federation, authority_name),
         staff_names=_staff_names(federation),
         window_name=_member_name(federation, file["window"]),
         pickup_name=_member_name(federation, file["pickup"]),
         authority_name=authority_name,
-        can={
-            "accept": "accept" in actions,
-            "not_accept": "not-accept" in actions,
-            "correct": "request-correction" in actions,
-            "step": step_open,
-            "decide": "decide" in actions and not step_open,
-            "supplement": "request-supplement" in actions,
-            "suspend": "suspend" in actions,
-            "resume": "resume" in actions,
-            "extend": "extend" in actions,
-            "terminate": "terminate" in actions,
-            "verify": "verify" in actions,
-            "follow_up": "follow-up" in actions,
-        },
+        can=can,
         room=_extension_room(federation, file["matter"]),
         outcomes=VERIFY_OUTCOMES,
         step=steps[next_step] if step_open else None,

@@ -25,6 +25,7 @@ from protocol.encoding import loads_strict
 from protocol.errors import ProtocolError
 from protocol.http.web.result import Verdict, check_text
 from protocol.keys import PublicKey
+from protocol.seal import PREFIX
 
 DIR_ENV: Final = "TONGBAN_FED_DIR"
 CONFIG_NAMES: Final = ("current.json", "config.json")  # ops federation dir; hub or station
@@ -34,15 +35,17 @@ MAX_INPUT: Final = 1 << 20
 
 def _read_target(target: str) -> str:
     """The text to check: the file's contents when ``target`` names a file, else itself."""
+    if target.lstrip().startswith((PREFIX, "{")):
+        return target
     path = Path(target)
     try:
-        if len(target) < 4096 and path.is_file():
-            if path.stat().st_size > MAX_INPUT:
-                raise click.ClickException(f"{target} 过大，不是结果文书")
-            return path.read_text("utf-8")
+        if not path.is_file():
+            return target
+        if path.stat().st_size > MAX_INPUT:
+            raise click.ClickException(f"{target} 过大，不是结果文书")
+        return path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"无法读取 {target}: {exc}") from None
-    return target
 
 
 def _trusted_roots(data: Path) -> list[PublicKey]:

@@ -32,6 +32,8 @@ STATUS: Final = {
     "forbidden": 403,
     "bad_csrf": 403,
     "wrong_department": 403,
+    "wrong_role": 403,
+    "not_decided": 409,
     "not_staff_here": 403,
     "not_a_window": 403,
     "not_waiting": 409,
