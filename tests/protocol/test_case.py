@@ -797,6 +797,18 @@ def test_pauses_move_the_deadline() -> None:
     flow.reject("second_extension", "case.extended", days=1)
 
 
+def test_特别程序_across_spring_festival_pauses_only_working_days() -> None:
+    flow = Flow(ANNUAL)  # 5 working days
+    flow.do("case.accepted", ts="2026-02-10")
+    # 2-11, 2-12, 2-13, Saturday 2-14 (调休), then 2-15 .. 2-23 off, 2-24
+    assert flow.case.deadline(CAL) == Deadline(D("2026-02-24"))
+    flow.do("case.suspended", ts="2026-02-13", reason="专家评审")
+    case = flow.do("case.resumed", ts="2026-02-25")
+    # 2-13, 2-14 and 2-24 were paused: 2-11, 2-12, then 2-25, 2-26, 2-27
+    assert case.pauses == (Pause(D("2026-02-13"), D("2026-02-25")),)
+    assert case.deadline(CAL) == Deadline(D("2026-02-27"))
+
+
 def test_deadline_skips_national_day() -> None:
     flow = Flow(ANNUAL)
     flow.do("case.accepted", ts="2026-09-28")

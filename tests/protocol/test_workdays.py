@@ -116,7 +116,52 @@ def test_deadlines_agree_with_package() -> None:
         start += timedelta(days=1)
 
 
+CAL_2025 = _calendar_from_package(2025)
+
+
+@pytest.mark.parametrize(
+    ("start", "n", "expected"),
+    [
+        # Spring Festival 2025: Jan 28 – Feb 4 off, 调休 Sunday Jan 26 and Saturday Feb 8
+        ("2025-01-24", 1, "2025-01-26"),
+        ("2025-01-24", 2, "2025-01-27"),
+        ("2025-01-24", 3, "2025-02-05"),
+        ("2025-01-24", 6, "2025-02-08"),
+        ("2025-01-24", 7, "2025-02-10"),
+        # National Day 2025 (with Mid-autumn): Oct 1–8 off, 调休 Sunday Sep 28 and Saturday Oct 11
+        ("2025-09-26", 1, "2025-09-28"),
+        ("2025-09-26", 3, "2025-09-30"),
+        ("2025-09-26", 4, "2025-10-09"),
+        ("2025-09-26", 6, "2025-10-11"),
+        ("2025-09-26", 7, "2025-10-13"),
+    ],
+)
+def test_festivals_of_2025_with_their_调休_days(start: str, n: int, expected: str) -> None:
+    assert CAL_2025.add_workdays(D(start), n) == Deadline(D(expected))
+    assert CAL_2025.count_workdays(D(start), D(expected)) == n
+
+
+def test_ten_working_days_across_spring_festival_2026_count_both_调休_saturdays() -> None:
+    # Feb 11, 12, 13, 14 (Sat, 调休), 24, 25, 26, 27, 28 (Sat, 调休), Mar 2
+    assert CAL.add_workdays(D("2026-02-10"), 10) == Deadline(D("2026-03-02"))
+    assert [d for d in (D("2026-02-14"), D("2026-02-28")) if CAL.is_workday(d)] == [
+        D("2026-02-14"),
+        D("2026-02-28"),
+    ]
+
+
 # -- pauses --------------------------------------------------------------------------------------
+
+
+def test_pause_across_spring_festival_skips_only_the_working_days_inside() -> None:
+    start, n = D("2026-02-10"), 10
+    pause = Pause(D("2026-02-13"), D("2026-02-25"))  # 特别程序 from Feb 13, resumed Feb 25
+    # Feb 13, the 调休 Saturday Feb 14 and Feb 24 are lost; the festival itself costs nothing
+    assert CAL.count_workdays(D("2026-02-12"), D("2026-02-24")) == 3
+    assert CAL.add_workdays(start, n, [pause]) == Deadline(D("2026-03-05"))
+    assert CAL.count_workdays(start, D("2026-03-05"), [pause]) == n
+    still_paused = CAL.add_workdays(start, n, [Pause(D("2026-02-13"))])
+    assert still_paused == Deadline(None)
 
 
 def test_pause_across_national_day_shifts_by_working_days_inside() -> None:
