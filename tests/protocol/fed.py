@@ -43,8 +43,13 @@ RIDE = "SY-JTJ-WY-01"  # 网约车驾驶员从业资格证核发: metro scope
 FS_METRO = "FS-SFJ-01"  # 抚顺 matter, metro scope
 FS_LOCAL = "FS-SFJ-02"  # 抚顺 matter, city scope: invisible from 沈阳
 
-HOLIDAYS_2026 = ["2026-09-25", *(f"2026-10-0{d}" for d in range(1, 8))]
-WORKDAYS_2026 = ["2026-09-20", "2026-10-10"]
+# Spring Festival (Feb 15–23), Mid-autumn and National Day 2026, with their 调休 days
+HOLIDAYS_2026 = [
+    *(f"2026-02-{d}" for d in range(15, 24)),
+    "2026-09-25",
+    *(f"2026-10-0{d}" for d in range(1, 8)),
+]
+WORKDAYS_2026 = ["2026-02-14", "2026-02-28", "2026-09-20", "2026-10-10"]
 
 
 @cache
