@@ -24,12 +24,13 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
-import segno
 from aiohttp import web
 
 from protocol.case import CHINA_TIME, RESULT_CODES, CaseState, day_of
 from protocol.http import web as shared
+from protocol.http.web import result as sealed
 from protocol.ids import division
+from protocol.seal import verify_result
 
 from .api import check_form_csrf, read_application, read_multipart
 from .app import current_session, read_form, render
@@ -135,15 +136,6 @@ def _raw(form: Mapping[str, Any], name: str) -> str:
 
 def _text(form: Mapping[str, Any], name: str) -> str:
     return _raw(form, name).strip()
-
-
-def qr_svg(text: str) -> str | None:
-    """An inline SVG QR code of ``text`` (None when the text is too long for one)."""
-    try:
-        code = segno.make(text, error="l", micro=False)
-    except segno.DataOverflowError:
-        return None
-    return str(code.svg_inline(scale=3, border=2))
 
 
 # -- login ---------------------------------------------------------------------------------
@@ -492,7 +484,10 @@ async def result_page(request: web.Request, session: SessionRow) -> web.StreamRe
     result = detail["result"]
     if result is None:
         raise ServiceError("not_decided", "办件尚未办结，还没有办理结果。", status=409)
-    text = result.get("text")
+    doc = result.get("document")
+    federation = request.app[CTX].configs.federation
+    # The sealed document prints as the hub's print view does (protocol.http.web.result).
+    sealed_doc = isinstance(doc, dict)
     return await page(
         request,
         session,
@@ -500,10 +495,13 @@ async def result_page(request: web.Request, session: SessionRow) -> web.StreamRe
         active="cases",
         c=detail["case"],
         result=result,
-        doc=result.get("document") or {},
+        doc=doc if sealed_doc else {},
+        r=sealed.document_view(doc) if sealed_doc else None,
+        v=sealed.verdict(verify_result(doc, federation), doc)
+        if sealed_doc and federation is not None
+        else None,
         result_label=RESULT_CODES.get(result["result_code"], ""),
         seal_text=_seal_text(result),
-        qr=qr_svg(text) if isinstance(text, str) else None,
     )
 
 

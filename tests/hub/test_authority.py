@@ -167,6 +167,7 @@ async def test_no_action_for_five_working_days_counts_as_accepted_from_receipt(
     _, queue = await reviewer.bench.call("GET", "/api/queue")
     [row] = [r for r in queue["cases"] if r["number"] == number]
     expected = CALENDAR.add_workdays(received.date(), 3).date
+    assert expected is not None
     assert row["deemed_accepted"] and row["state"] == "submitted"
     assert row["deadline"]["date"] == expected.isoformat() and row["deadline"]["deemed"]
     await reviewer.ok(number, "accept", opinion="视为受理")
@@ -176,7 +177,8 @@ async def test_no_action_for_five_working_days_counts_as_accepted_from_receipt(
     await reviewer.ok(on_time, "accept")
     file = await reviewer.file(on_time)
     assert not file["deemed"] and not file["deemed_accepted"]
-    assert file["deadline"]["date"] == CALENDAR.add_workdays(today(district), 3).date.isoformat()
+    due = CALENDAR.add_workdays(today(district), 3).date
+    assert due is not None and file["deadline"]["date"] == due.isoformat()
 
 
 # -- the chain of steps -----------------------------------------------------------------------
@@ -405,8 +407,8 @@ async def test_the_new_controls_as_workbench_forms(
     assert await pages.login() == 303
     await pages.post(f"/cases/{number}/accept", {"csrf_token": pages.csrf})
     _, html, _ = await pages.get(f"/cases/{number}")
-    for form in ("act-supplement", "act-suspend", "act-extend", "act-terminate", "act-decide"):
-        assert f'id="{form}"' in html, form
+    for control in ("act-supplement", "act-suspend", "act-extend", "act-terminate", "act-decide"):
+        assert f'id="{control}"' in html, control
     assert "最多 2 个工作日" in html  # legal_days 5 - promise_days 3
     status, html, _ = await pages.post(f"/cases/{number}/suspend", {"reason": "核查"})
     assert status == 403 and "页面已过期" in html  # no CSRF token, nothing done

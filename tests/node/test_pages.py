@@ -240,6 +240,8 @@ async def test_the_result_arrives_and_the_clerk_records_delivery(
     assert 'action="/cases/' + number + '/deliver"' in html
     result = await (await client.get(f"/cases/{number}/result")).text()
     assert "<svg" in result and "准予备案" in result and "data-print" in result
+    # the shared print view of protocol.http.web.result, the same as the hub's
+    assert 'id="result-doc"' in result and "真实有效" in result
 
     resp = await client.post(
         f"/cases/{number}/deliver",
