@@ -475,7 +475,7 @@ def _payload(action: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
         payload["result_code"] = _field(form, "result_code")
         payload["reason"] = _field(form, "reason")
         if payload["result_code"] == "0":
-            for name in ("licence_no", "valid_until"):
+            for name in ("licence_no", "valid_from", "valid_until"):
                 if _field(form, name):
                     payload[name] = _field(form, name)
     return payload

@@ -7,12 +7,15 @@ issued. Document::
     {"type": "tongban.result", "v": 1, "case": "210102001001-20261123-0007",
      "matter": "SY-SFJ-0003", "matter_name": "律师执业年度考核结果备案",
      "applicant": {"name": "张三", "id_masked": "2101**********1234"},
-     "result_code": 0, "decision": "准予", "licence_no": "…", "valid_until": "2027-11-22",
+     "result_code": 0, "decision": "准予", "licence_no": "…",
+     "valid_from": "2026-11-24", "valid_until": "2027-11-22",
      "authority": "2101:sfj", "authority_name": "沈阳市司法局",
      "issued": "2026-11-24T10:00:00+08:00",
      "seal": {"kid": "…", "alg": "ed25519", "val": "…"}}
 
-The seal signs the RFC 8785 bytes of the document without ``seal``. As printed text (QR) a
+``licence_no`` (证照编号), ``valid_from`` and ``valid_until`` (有效期) and ``result_name`` are
+optional; the applicant appears only masked. The seal signs the RFC 8785 bytes of the
+document without ``seal``. As printed text (QR) a
 result is ``TBRES1.`` + base64url of its canonical JSON.
 """
 

@@ -396,7 +396,7 @@ def _sealed_result(
     }
     if case.terms.result_name:
         doc["result_name"] = case.terms.result_name
-    for name in ("licence_no", "valid_until"):
+    for name in ("licence_no", "valid_from", "valid_until"):
         value = payload.get(name)
         if value is not None:
             doc[name] = _text(payload, name)
