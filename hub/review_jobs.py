@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Connection
 
-from protocol.case import OVERDUE, Case, CaseRejected, day_of
+from protocol.case import OVERDUE, TRANSITIONS, Case, day_of
 from protocol.errors import ProtocolError
 
 from .core import Hub
@@ -35,7 +35,7 @@ SCHEDULED: Final = "scheduled"  # who acted, in the log
 logger = logging.getLogger("tongban.hub.review_jobs")
 
 
-def overdue(case: Case, today: Any) -> bool:
+def overdue(case: Case, today: date) -> bool:
     """Deferred materials outstanding and the pledge deadline before ``today``."""
     due = None if case.pledge is None else case.pledge.deadline
     return bool(case.outstanding) and due is not None and today > due
@@ -56,8 +56,8 @@ async def terminate_overdue(hub: Hub) -> list[str]:
             case = decode_case(row.fold)
         except CodecError:
             continue
-        if not overdue(case, today):
-            continue
+        if not overdue(case, today) or (case.state, "case.terminated") not in TRANSITIONS:
+            continue  # not yet; or not accepted yet, which is the reviewer's to decide
         assert case.pledge is not None and case.pledge.deadline is not None
         reason = f"容缺材料未在承诺期限（{case.pledge.deadline.isoformat()}）内补齐，办件终止"
 
@@ -69,7 +69,7 @@ async def terminate_overdue(hub: Hub) -> list[str]:
 
         try:
             decision = await hub.db.run("terminate_overdue", txn)
-        except (CaseRejected, ProtocolError) as exc:  # another worker was first, or it moved
+        except ProtocolError as exc:  # another worker was first, or it moved
             log(logger, "overdue.skipped", case=case.number, reason=exc.reason)
             continue
         after_commit(hub, decision, SCHEDULED)

@@ -302,12 +302,16 @@ async def test_overdue_容缺_material_terminates_the_case(
     acceptor = desks[0]
     due = datetime.now(CST).date().isoformat()
     pledge = {"text": "本人承诺当日补交消防验收意见", "deadline": due}
+    window_a = Chain(VILLAGE_A)
     late = await push_case(
-        district, session, Chain(VILLAGE_A), CHAIN, materials=[FIRE_LATER, NOCRIME], pledge=pledge
+        district, session, window_a, CHAIN, materials=[FIRE_LATER, NOCRIME], pledge=pledge
     )
     window_b = Chain(VILLAGE_B)
     supplied = await push_case(
         district, session, window_b, CHAIN, materials=[FIRE_LATER, NOCRIME], pledge=pledge
+    )
+    waiting = await push_case(  # never accepted: not the job's to end
+        district, session, window_a, CHAIN, materials=[FIRE_LATER, NOCRIME], pledge=pledge
     )
     for number in (late, supplied):
         await acceptor.ok(number, "accept", opinion="容缺受理")
@@ -331,6 +335,8 @@ async def test_overdue_容缺_material_terminates_the_case(
     [event] = [e for e in file["timeline"] if e["type"] == "case.terminated"]
     assert event["by"] is None and event["author"] == district.hub.me
     assert (await acceptor.file(supplied))["state"] == "accepted"
+    waiting_file = await acceptor.file(waiting)
+    assert waiting_file["state"] == "submitted" and waiting_file["pledge"]["overdue"]
     assert await terminate_overdue(district.hub) == []  # nothing left to do, nothing twice
 
 
