@@ -201,6 +201,11 @@ def describe(event: Event, federation: Federation | None, authority: str | None 
             return f"异常终止：{reason}"
         case "case.received":
             return f"已送达审批部门（{who}已签收申请及材料）"
+        case "case.verified":
+            found = "属实" if body.get("outcome") == "confirmed" else "不实"
+            return f"告知承诺核查：承诺{found}"
+        case "case.followed_up":
+            return f"差评回访：{_text(body, 'note')}"
     return event.type
 
 

@@ -187,4 +187,6 @@ EVENT_TEXT: Final = {
     "case.rated": "已评价",
     "case.withdrawn": "申请人撤回申请",
     "case.terminated": "办件终止",
+    "case.verified": "审批部门完成告知承诺核查",
+    "case.followed_up": "审批部门完成差评回访",
 }
