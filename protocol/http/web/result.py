@@ -59,9 +59,8 @@ def verdict(check: SealCheck, document: Any = None) -> Verdict:
             "电子签章与文书内容一致，文书未被改动。",
             f"盖章时印章密钥有效（密钥 {(check.kid or '')[:16]}，未过期、未被吊销）。",
         )
-        return Verdict(
-            True, check.reason, "✔ 真实有效：该结果文书由签发部门加盖电子签章", lines, doc
-        )
+        headline = "✔ 电子签章有效：该结果文书真实有效，由签发部门加盖电子签章"
+        return Verdict(True, check.reason, headline, lines, doc)
     why = SEAL_REASONS.get(check.reason, f"核验未通过（{check.reason}）")
     problems = [f"原因：{why}。"]
     if check.authority:
