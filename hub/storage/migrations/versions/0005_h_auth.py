@@ -1,7 +1,7 @@
 """Cases carry their open work items besides the queue (容缺 due, 核查, 差评回访).
 
-Revision ID: 0004_h_auth
-Revises: 0003_h_track
+Revision ID: 0005_h_auth
+Revises: 0004_h_rel
 Create Date: 2026-11-23
 
 Existing rows start with no work item; a case gets its items when its next event is folded.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_h_auth"
-down_revision = "0003_h_track"
+revision = "0005_h_auth"
+down_revision = "0004_h_rel"
 branch_labels = None
 depends_on = None
 
