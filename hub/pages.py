@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -36,7 +35,7 @@ from protocol.seal import verify_result
 from .core import Hub
 from .handlers.common import hub_of, status_of
 from .logs import mask
-from .services import blobs, review, staff
+from .services import blobs, review, staff, supervision
 from .services.cases import FOLLOW_UP, VERIFY
 from .services.staff import SESSION_COOKIE, StaffSession
 from .services.status import operator_status
@@ -249,17 +248,8 @@ def _destination(federation: Federation | None, destination: str) -> str:
     return {"feed": f"{where}（下行记录）", "config": f"{where}（联邦配置）"}.get(what, where)
 
 
-def _urgency(row: Mapping[str, Any], federation: Federation | None, today: date) -> str:
-    """电子监察: ``overdue`` (red card), ``near`` (yellow: at most one working day left)."""
-    deadline = row.get("deadline") or {}
-    if not deadline.get("date") or deadline.get("paused"):
-        return ""
-    due = date.fromisoformat(deadline["date"])
-    if due < today:
-        return "overdue"
-    config = None if federation is None else federation.city(row["number"][:4])
-    left = config.calendar.count_workdays(today, due) if config is not None else (due - today).days
-    return "near" if left <= 1 else ""
+#: 电子监察 card colour → the queue row's class (one source: :mod:`hub.services.supervision`).
+URGENCY: Final = {"red": "overdue", "yellow": "near"}
 
 
 @staff_page
@@ -269,12 +259,14 @@ async def queue(request: web.Request, session: StaffSession) -> web.StreamRespon
     work = await review.tasks(hub, session)
     federation = hub.view.federation
     today = day_of(hub.now())
+    cards = await supervision.department_cards(hub, session.staff.department or "")
+    urgency = {c.number: URGENCY[c.colour] for c in cards}
     for row in [*rows, *work[VERIFY], *work[FOLLOW_UP]]:
-        row["urgency"] = _urgency(row, federation, today)
+        row["urgency"] = urgency.get(row["number"], "")
         row["window_name"] = _member_name(federation, row["window"])
     counts = {
-        "overdue": sum(r["urgency"] == "overdue" for r in rows),
-        "near": sum(r["urgency"] == "near" for r in rows),
+        "overdue": sum(c.colour == "red" for c in cards),
+        "near": sum(c.colour == "yellow" for c in cards),
         "deemed": sum(bool(r["deemed_accepted"]) for r in rows),
     }
     return render(
@@ -284,6 +276,7 @@ async def queue(request: web.Request, session: StaffSession) -> web.StreamRespon
         active="queue",
         rows=rows,
         counts=counts,
+        cards=cards,
         today=today,
         verify=work[VERIFY],
         follow_up=work[FOLLOW_UP],

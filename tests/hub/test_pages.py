@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
+from hub.services import supervision
 from protocol.event import Event
 from protocol.seal import verify_result
 from tests.hub import test_review
@@ -267,8 +268,36 @@ async def test_the_queue_flags_overdue_and_deemed_accepted_cases(
     status, html, _ = await pages.get("/")
     # The case nobody acted on counts as accepted from receipt (rule 1), so it is late too.
     assert status == 200 and "已超期 2 件" in html and "视为受理 1 件" in html
-    row = html[html.index(f">{late}<") :]
+    # 电子监察: both red cards listed on the workbench, from hub.services.supervision, which
+    # also decides the queue's own 已超期 flags (one source).
+    cards = html[html.index('id="cards"') : html.index("</section>")]
+    cards_of = {c.number: c for c in await supervision.department_cards(district.hub, "mzj")}
+    assert set(cards_of) == {late, waiting}
+    for number in (late, waiting):
+        at = cards.index(f">{number}<")
+        row = cards[cards.rindex("<tr", 0, at) : cards.index("</tr>", at)]
+        assert "红牌" in row and cards_of[number].matter_name in row
+        assert cards_of[number].deadline.isoformat() in row
+    assert cards.count('data-card="red"') == 2 and 'data-card="yellow"' not in cards
+    listed = html[html.index("</section>") :]
+    row = listed[listed.index(f">{late}<") :]
     assert "已超期" in row[: row.index("</tr>")]
-    row = html[html.index(f">{waiting}<") :]
+    row = listed[listed.index(f">{waiting}<") :]
     assert "视为受理" in row[: row.index("</tr>")]
-    assert '<tr class="overdue">' in html
+    assert '<tr class="overdue">' in listed
+    # One working day before the accepted case's deadline it is a yellow card, in the block
+    # and in the queue row alike; the other is still within its acceptance window: no card.
+    calendar = district.hub.view.require().home.calendar
+    due = calendar.add_workdays(datetime.now(CST).date(), 3).date  # 3 working days promised
+    assert due is not None and due == cards_of[late].deadline
+    eve = due - timedelta(days=1)
+    while calendar.count_workdays(eve, due) < 1:
+        eve -= timedelta(days=1)
+    district.hub.clock = lambda: datetime.combine(eve, datetime.min.time(), CST).replace(hour=10)
+    status, html, _ = await pages.get("/")
+    assert status == 200 and "即将到期 1 件" in html and "已超期" not in html
+    cards = html[html.index('id="cards"') : html.index("</section>")]
+    assert 'data-card="yellow"' in cards and "黄牌" in cards and f">{late}<" in cards
+    assert f">{waiting}<" not in cards
+    listed = html[html.index("</section>") :]
+    assert '<tr class="near">' in listed and '<tr class="overdue">' not in listed
