@@ -9,7 +9,9 @@ cookie and CSRF token). What it shows, all from this hub's own database:
   member signed or pushed itself (so a station below a district hub is seen here only when its
   events travel this far: acts for city authorities, metro matters); *backlog* is what waits
   here to be relayed to it (parent, peer cities); *errors* its quarantined events plus the
-  last failed relay attempt. A member quiet for longer than :data:`SILENT_AFTER` is 失联;
+  last failed relay attempt; *clock* the skew this hub last measured on the member's own
+  clock (:func:`hub.services.status.clocks`), flagged 时钟偏差 beyond ±300 s. A member quiet
+  for longer than :data:`SILENT_AFTER` is 失联;
 * **办件量** (case.submitted events held here) by matter and by district, as bar charts;
 * **电子监察** cards (:mod:`hub.services.supervision`);
 * **好差评** statistics from ``case.rated`` events, with every 差评 (score 1–2) listed;
@@ -39,6 +41,7 @@ from .core import Hub
 from .handlers.common import hub_of, status_of
 from .services import staff, supervision
 from .services.staff import StaffSession
+from .services.status import clocks as member_clocks
 
 OPERATOR_ROLE: Final = "operator"
 SILENT_HOURS_ENV: Final = "TONGBAN_SILENT_HOURS"
@@ -69,6 +72,7 @@ async def member_rows(hub: Hub) -> list[dict[str, Any]]:
     peers = {s.destination: s for s in await hub.store.all_peer_status()}
     parent = config.members[hub.me].parent if hub.me in config.members else None
     revoked = {r.member: r for r in config.revocations if r.kid is None}
+    skews = {c["member"]: c for c in await member_clocks(hub)}
     rows = []
     for member in sorted(config.members.values(), key=lambda m: m.id):
         seen = activity.get(member.id, {})
@@ -78,6 +82,7 @@ async def member_rows(hub: Hub) -> list[dict[str, Any]]:
         errors = int(seen.get("quarantined", 0)) + (1 if relay_error else 0)
         silent = None if last is None else max(0.0, (now - last).total_seconds())
         revocation = revoked.get(member.id)
+        clock = skews.get(member.id)
         rows.append(
             {
                 "id": member.id,
@@ -94,6 +99,8 @@ async def member_rows(hub: Hub) -> list[dict[str, Any]]:
                 "errors": errors,
                 "last_error": relay_error,
                 "revoked_at": None if revocation is None else revocation.revoked_at.isoformat(),
+                "clock_skew": None if clock is None else clock["skew_seconds"],
+                "clock_skewed": clock is not None and clock["skewed"],
             }
         )
     return rows
@@ -298,6 +305,7 @@ async def dashboard(request: web.Request, session: StaffSession) -> web.StreamRe
         "dashboard.html",
         members=sort_rows(everyone, sort, descending, district),
         silent=sum(r["silent"] for r in everyone),
+        skewed=[r for r in everyone if r["clock_skewed"]],
         sort=sort,
         desc=descending,
         district=district or "",

@@ -9,6 +9,7 @@ illustrative.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -200,6 +201,34 @@ async def test_dashboard_needs_an_operator_and_shows_what_needs_attention(scene:
     assert sorted_page.index(f'data-member="{VILLAGE_A}"') < sorted_page.index(
         f'data-member="{VILLAGE_B}"'
     )
+
+
+async def test_dashboard_flags_a_member_whose_clock_is_off(scene: Scene) -> None:
+    """Village B's clock runs two days behind: it still syncs, and the operator sees it."""
+    base = scene.running.url
+    behind = 2 * 86_400
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        client = scene.running.client(VILLAGE_B, http, clock=lambda: time.time() - behind)
+        chain = Chain(VILLAGE_B)
+        await client.push(wire(submit(chain)))
+        await login(http, base, OPERATOR)
+        async with http.get(f"{base}dashboard") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        async with http.get(f"{base}dashboard/api/members") as resp:
+            rows = {r["id"]: r for r in (await resp.json())["members"]}
+    assert rows[VILLAGE_B]["clock_skewed"] and abs(rows[VILLAGE_B]["clock_skew"] - behind) <= 2
+    assert not rows[VILLAGE_A]["clock_skewed"] and abs(rows[VILLAGE_A]["clock_skew"]) <= 2
+    assert rows[DISTRICT]["clock_skew"] is None  # the hub never signs requests to itself
+    assert "时钟偏差 1 个" in page
+    row = page[page.index(f'data-member="{VILLAGE_B}"') :]
+    row = row[: row.index("</tr>")]
+    assert "慢 2.0 天" in row and "时钟偏差" in row
+    row = page[page.index(f'data-member="{VILLAGE_A}"') :]
+    assert "时钟偏差" not in row[: row.index("</tr>")]
+    alert = page[page.index(f'data-skewed="{VILLAGE_B}"') :]
+    assert "慢 2.0 天" in alert[: alert.index("</tr>")]
+    assert f'data-skewed="{VILLAGE_A}"' not in page
 
 
 async def test_member_list_reads_the_status_api(scene: Scene) -> None:
