@@ -508,7 +508,7 @@ async def result_page(request: web.Request, session: StaffSession) -> web.Stream
     if not isinstance(doc, dict):
         raise RemoteProtocolError("not_decided", "该办件没有准予的结果文书。")
     federation = hub.view.require()
-    verdict = sealed.verdict(verify_result(doc, federation), doc)
+    verdict = sealed.verdict(verify_result(doc, federation), doc, federation)
     return render(
         request, session, "result.html", active="queue", f=file,
         r=sealed.document_view(doc), v=verdict,

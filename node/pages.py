@@ -497,7 +497,7 @@ async def result_page(request: web.Request, session: SessionRow) -> web.StreamRe
         result=result,
         doc=doc if sealed_doc else {},
         r=sealed.document_view(doc) if sealed_doc else None,
-        v=sealed.verdict(verify_result(doc, federation), doc)
+        v=sealed.verdict(verify_result(doc, federation), doc, federation)
         if sealed_doc and federation is not None
         else None,
         result_label=RESULT_CODES.get(result["result_code"], ""),

@@ -13,7 +13,8 @@ import pytest
 from hub.review_jobs import terminate_overdue
 from hub.services.staff import set_password
 from protocol.case import day_of
-from protocol.seal import result_text, verify_result
+from protocol.config import FederationConfig, sign_config
+from protocol.seal import result_text, seal_result, verify_result
 from protocol.sync import FeedPage
 from protocol.workdays import Pause
 from tests.hub.conftest import RunningHub, StartHub
@@ -22,6 +23,7 @@ from tests.hub.fed import (
     APPROVER,
     CHAIN,
     CST,
+    DISTRICT,
     HP_MZJ,
     OTHER_DEPT,
     PASSWORD,
@@ -31,11 +33,14 @@ from tests.hub.fed import (
     VILLAGE_B,
     Chain,
     Fed,
+    _grant,
+    key,
     submit,
     wire,
 )
 from tests.hub.test_pages import Pages
 from tests.hub.test_review import Workbench, browser
+from tests.protocol.fed import FS_CITY, FS_SFJ, fushun_dict
 
 __all__ = ["browser"]  # the cookie-keeping client fixture
 
@@ -461,3 +466,36 @@ async def test_public_verify_page_needs_no_login(
         assert resp.status == 422 and "核验未通过" in html and "救助 2026-7" not in html
         async with public.get(base + "/verify", params={"r": "TBRES1.garbage"}) as resp:
             assert resp.status == 422 and "核验未通过" in await resp.text()
+
+
+async def test_public_verify_page_judges_a_metro_peer_result_by_its_city_config(
+    start_hub: StartHub,
+) -> None:
+    """A result sealed by 抚顺 (2104): unknown until the hub holds 抚顺's root-signed config
+    (its peer config fetch), then genuine, naming the city."""
+    peer = {"city": FS_CITY, "name": "抚顺市", "endpoint": "http://127.0.0.1:9/"}
+    hub = await start_hub(DISTRICT, fed=Fed(peers=[{**peer, "root_keys": [_grant("root 2104")]}]))
+    doc = {
+        "case": "210102001001-20261123-0008",
+        "matter": "FS-SFJ-01",
+        "matter_name": "抚顺的都市圈事项",
+        "applicant": {"name": "李四", "id_masked": "2101**********5678"},
+        "result_code": 0,
+        "decision": "准予",
+        "licence_no": "抚司 2026-8",
+        "authority": FS_SFJ,
+        "authority_name": f"部门 {FS_SFJ}",
+        "issued": "2026-11-24T10:00:00+08:00",
+    }
+    text = result_text(seal_result(doc, key(f"seal {FS_SFJ}")))
+    base = hub.url.rstrip("/")
+    async with aiohttp.ClientSession() as public:
+        async with public.post(base + "/verify", data={"text": text}) as resp:
+            html = await resp.text()
+        assert resp.status == 422 and "签发部门不在联邦配置中" in html
+        fushun = sign_config(FederationConfig.parse(fushun_dict()), key("root 2104"))
+        assert (await hub.hub.view.adopt_peer(fushun.to_dict(), hub.hub.now())).adopted
+        async with public.post(base + "/verify", data={"text": text}) as resp:
+            html = await resp.text()
+        assert resp.status == 200 and "真实有效" in html and "抚司 2026-8" in html
+        assert f"部门 {FS_SFJ}" in html and "都市圈伙伴城市" in html and "（2104，" in html

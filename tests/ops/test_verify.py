@@ -6,6 +6,7 @@ each with a clear message and exit status 1."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ops.main import tongban
 from protocol.config import FederationConfig, sign_config
 from protocol.seal import result_text, seal_result
 from tests.hub.fed import HP_MZJ, Fed, key, make_data_dir
+from tests.protocol.fed import CITY, FS_CITY, FS_SFJ, fushun_dict, shenyang_dict
 
 SEAL = key(f"seal {HP_MZJ}")
 DOC: dict[str, Any] = {
@@ -39,6 +41,10 @@ def write_config(path: Path, fed: Fed, change: Any = None) -> Path:
     signed = sign_config(FederationConfig.parse(config), key("root 2101"))
     path.write_text(json.dumps(signed.to_dict(), ensure_ascii=False), "utf-8")
     return path
+
+
+def signed_dict(config: dict[str, Any], root_city: str) -> dict[str, Any]:
+    return sign_config(FederationConfig.parse(config), key(f"root {root_city}")).to_dict()
 
 
 def run(*args: str) -> Result:
@@ -113,3 +119,69 @@ def test_garbage_is_not_a_result(tmp_path: Path) -> None:
     for text in ("TBRES1.!!!", '{"type": "tongban.result"}', "hello"):
         result = run(text, "--config", str(config))
         assert result.exit_code == 1 and "核验未通过" in result.output, text
+
+
+def test_a_result_sealed_in_a_metro_peer_city_verifies_against_its_config(
+    tmp_path: Path,
+) -> None:
+    """A 抚顺 (2104) authority's result: unknown with the 沈阳 config alone; genuine with
+    抚顺's config signed by the root key the 沈阳 config lists for it, naming the city."""
+    home = tmp_path / "home.json"
+    home.write_text(json.dumps(signed_dict(shenyang_dict(), CITY), ensure_ascii=False), "utf-8")
+    peer = tmp_path / "fushun.json"
+    peer.write_text(json.dumps(signed_dict(fushun_dict(), FS_CITY), ensure_ascii=False), "utf-8")
+    doc = {**DOC, "authority": FS_SFJ, "authority_name": f"部门 {FS_SFJ}"}
+    text = result_text(seal_result(doc, key(f"seal {FS_SFJ}")))
+
+    alone = run(text, "--config", str(home))
+    assert alone.exit_code == 1 and "签发部门不在联邦配置中" in alone.output
+    assert "都市圈伙伴城市" in alone.output  # says what is missing
+    result = run(text, "--config", str(home), "--peer-config", str(peer))
+    assert result.exit_code == 0, result.output
+    assert "真实有效" in result.output and f"部门 {FS_SFJ}（{FS_SFJ}）" in result.output
+    assert "签发城市：城市 2104（2104，都市圈伙伴城市" in result.output
+    assert "都市圈伙伴城市配置：城市 2104（2104" in result.output
+
+    # 抚顺's config signed by another root than the one 沈阳 lists for 抚顺: not used.
+    forged = tmp_path / "forged.json"
+    rogue = {**fushun_dict(), "root_keys": shenyang_dict()["root_keys"]}
+    forged.write_text(json.dumps(signed_dict(rogue, CITY), ensure_ascii=False), "utf-8")
+    result = run(text, "--config", str(home), "--peer-config", str(forged))
+    assert result.exit_code == 1 and "未采用" in result.output
+    assert "签发部门不在联邦配置中" in result.output
+    # A home-city result still names its own city.
+    own = run(result_text(seal_result(DOC, key(f"seal {HP_MZJ}"))), "--config", str(home))
+    assert own.exit_code == 0 and "签发城市：城市 2101（2101，本联邦）" in own.output
+
+
+def test_a_data_dir_supplies_the_peer_configs(tmp_path: Path) -> None:
+    """``--data``: ``peers/*.json`` beside the config, or a station's own database."""
+    doc = {**DOC, "authority": FS_SFJ, "authority_name": f"部门 {FS_SFJ}"}
+    text = result_text(seal_result(doc, key(f"seal {FS_SFJ}")))
+    data = tmp_path / "ops"
+    (data / "peers").mkdir(parents=True)
+    home = json.dumps(signed_dict(shenyang_dict(), CITY), ensure_ascii=False)
+    peer = json.dumps(signed_dict(fushun_dict(), FS_CITY), ensure_ascii=False)
+    (data / "current.json").write_text(home, "utf-8")
+    assert run(text, "--data", str(data)).exit_code == 1
+    (data / "peers" / "2104.json").write_text(peer, "utf-8")
+    result = run(text, "--data", str(data))
+    assert result.exit_code == 0 and "城市 2104（2104，都市圈伙伴城市" in result.output
+
+    # A station keeps the peer configs its hub handed down in node.db (table configs).
+    station = tmp_path / "station"
+    station.mkdir()
+    (station / "config.json").write_text(home, "utf-8")
+    with sqlite3.connect(station / "node.db") as conn:
+        conn.execute(
+            "CREATE TABLE configs (city TEXT PRIMARY KEY, home BOOLEAN NOT NULL, "
+            "serial INTEGER NOT NULL, signed TEXT NOT NULL, received_at TEXT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO configs VALUES (?, 0, 1, ?, '2026-11-02T01:00:00+00:00')",
+            (FS_CITY, peer),
+        )
+    conn.close()
+    result = run(text, "--data", str(station))
+    assert result.exit_code == 0, result.output
+    assert "node.db" not in result.output and "城市 2104（2104" in result.output

@@ -20,7 +20,15 @@ from protocol.config import Federation
 from protocol.errors import ProtocolError
 from protocol.seal import SealCheck, parse_result_text, result_text, verify_result
 
-__all__ = ["SEAL_REASONS", "Verdict", "check_text", "document_view", "qr_svg", "verdict"]
+__all__ = [
+    "SEAL_REASONS",
+    "Verdict",
+    "check_text",
+    "document_view",
+    "issuing_city",
+    "qr_svg",
+    "verdict",
+]
 
 #: Why a result is not genuine, as the clerk or the applicant reads it.
 SEAL_REASONS: Final[Mapping[str, str]] = {
@@ -49,13 +57,32 @@ class Verdict:
     document: Mapping[str, Any] | None = None
 
 
-def verdict(check: SealCheck, document: Any = None) -> Verdict:
-    """Say whether the result is genuine, who sealed it, and whether the key was valid."""
+def issuing_city(authority: str | None, federation: Federation | None) -> str | None:
+    """Which city's config judged a seal: the home city, or a metro peer (都市圈) whose own
+    root-signed config holds the authority's seal keys."""
+    config = None if federation is None or authority is None else federation.city(authority)
+    if config is None or federation is None:
+        return None
+    if config is federation.home:
+        return f"签发城市：{config.name}（{config.federation}，本联邦）"
+    return (
+        f"签发城市：{config.name}（{config.federation}，都市圈伙伴城市；"
+        f"依该市根密钥签发的联邦配置第 {config.serial} 版核验）"
+    )
+
+
+def verdict(
+    check: SealCheck, document: Any = None, federation: Federation | None = None
+) -> Verdict:
+    """Say whether the result is genuine, who sealed it (and in which city, given the
+    ``federation`` that judged it), and whether the key was valid."""
     doc = document if isinstance(document, dict) else None
+    city = issuing_city(check.authority, federation)
     if check.genuine:
         who = check.authority_name or check.authority or ""
         lines = (
             f"签发部门：{who}（{check.authority}）",
+            *([city] if city else []),
             "电子签章与文书内容一致，文书未被改动。",
             f"盖章时印章密钥有效（密钥 {(check.kid or '')[:16]}，未过期、未被吊销）。",
         )
@@ -65,6 +92,10 @@ def verdict(check: SealCheck, document: Any = None) -> Verdict:
     problems = [f"原因：{why}。"]
     if check.authority:
         problems.append(f"文书声称的签发部门：{check.authority}")
+        if check.reason == "unknown_authority":
+            problems.append("若该部门属于都市圈伙伴城市，需先取得该市经根密钥签发的联邦配置。")
+        elif city:
+            problems.append(city)
     if check.reason in ("key_not_valid", "key_revoked"):
         problems.append("盖章时这枚印章已不能代表该部门，文书不能作为有效凭证。")
     headline = "✘ 核验未通过：不能确认该文书真实有效"
@@ -77,7 +108,7 @@ def check_text(text: str, federation: Federation) -> Verdict:
         doc = parse_result_text(text)
     except ProtocolError as exc:
         return verdict(SealCheck(False, exc.reason, exc.detail))
-    return verdict(verify_result(doc, federation), doc)
+    return verdict(verify_result(doc, federation), doc, federation)
 
 
 def qr_svg(text: str, *, scale: int = 3) -> str | None:
