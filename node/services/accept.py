@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import segno
-
 from protocol.case import CaseFolder, CaseRejected, day_of, submitted_to
 from protocol.config import Federation, Material, Matter
 from protocol.errors import ProtocolError
 from protocol.event import Event
+from protocol.http.web import result as sealed
 from protocol.ids import case_number, division
 from protocol.routing import competent_authority, may_accept
 
@@ -439,8 +438,8 @@ def _safe_mime(mime: str) -> str:
 
 
 def qr_svg(text: str) -> str:
-    """An inline SVG QR code of ``text`` (no external assets: works offline)."""
-    return str(segno.make(text, error="m").svg_inline(scale=4, border=2, title=text))
+    """The receipt's QR code (a case number and its tracking code: always fits one)."""
+    return sealed.qr_svg(text, scale=4, error="m", title=text) or ""
 
 
 def receipt(record: CaseRecord, federation: Federation, code: str | None = None) -> dict[str, Any]:

@@ -111,13 +111,16 @@ def check_text(text: str, federation: Federation) -> Verdict:
     return verdict(verify_result(doc, federation), doc, federation)
 
 
-def qr_svg(text: str, *, scale: int = 3) -> str | None:
-    """An inline SVG QR code of ``text`` (None when the text is too long for one)."""
+def qr_svg(text: str, *, scale: int = 3, error: str = "l", title: str | None = None) -> str | None:
+    """An inline SVG QR code of ``text`` (no external assets: works offline), always a full
+    QR code (never Micro QR, which phones read poorly); None when the text is too long for
+    one. The sealed result uses error level L (the whole document must fit); the window's
+    receipt (a short tracking text) M with its text as the SVG title."""
     try:
-        code = segno.make(text, error="l", micro=False)
+        code = segno.make(text, error=error, micro=False)
     except segno.DataOverflowError:
         return None
-    return str(code.svg_inline(scale=scale, border=2))
+    return str(code.svg_inline(scale=scale, border=2, title=title))
 
 
 def document_view(doc: Mapping[str, Any]) -> dict[str, Any]:
