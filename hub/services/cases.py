@@ -220,7 +220,14 @@ def fold_many_txn(
     """:func:`fold_txn` for a batch, in order: one locked read of all its cases (in number
     order, see the store's locking rule), folds in memory, one write of the changed ones."""
     records = store.cases_by_number_txn(c, [e.case for e in events if e.case], lock=True)
-    folder = CaseFolder(federation)
+    skews: dict[str, int | None] = {}  # per author, read once per batch
+
+    def when(event: Event) -> datetime:  # as fold_txn: time limits on the authority's clock
+        if event.author not in skews:
+            skews[event.author] = store.peer_skew_txn(c, event.author)
+        return authority_time(skews[event.author], at)(event)
+
+    folder = CaseFolder(federation, when)
     cases: dict[str, Case | None] = {}
     folded: set[str] = set()  # cases whose fold changed (encoded once, at the end)
     dirty: set[str] = set()
