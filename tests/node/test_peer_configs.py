@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from node.services.context import ConfigCache, NodeContext
 from protocol.config import FederationConfig, SignedConfig, sign_config
 from protocol.errors import RemoteProtocolError
-from tests.protocol.fed import CITY, FS_CITY, FS_METRO, fushun_dict, key, shenyang_dict
+from protocol.seal import result_text, seal_result
+from tests.protocol.fed import CITY, FS_CITY, FS_METRO, FS_SFJ, fushun_dict, key, shenyang_dict
 
 AT = "2026-11-02T01:00:00.000+00:00"
 
@@ -37,3 +39,29 @@ async def test_a_peer_config_is_verified_kept_and_reloaded(ctx: NodeContext) -> 
     reloaded = ConfigCache(cache.anchors)
     await reloaded.load(ctx.store)
     assert reloaded.federation is not None and FS_CITY in reloaded.federation.peers
+
+
+async def test_the_public_verify_page_judges_a_peer_city_result(
+    ctx: NodeContext, api: TestClient
+) -> None:
+    """A result sealed by 抚顺 (2104) at the station's /verify: unknown until the station
+    holds 抚顺's root-signed config, then genuine, naming the city."""
+    doc = {
+        "case": "210102001001-20261123-0009",
+        "matter": FS_METRO,
+        "matter_name": "抚顺的都市圈事项",
+        "applicant": {"name": "王五", "id_masked": "2101**********4321"},
+        "result_code": 0,
+        "decision": "准予",
+        "authority": FS_SFJ,
+        "authority_name": f"部门 {FS_SFJ}",
+        "issued": "2026-11-24T10:00:00+08:00",
+    }
+    text = result_text(seal_result(doc, key(f"seal {FS_SFJ}")))
+    resp = await api.post("/verify", data={"text": text})
+    assert resp.status == 422 and "签发部门不在联邦配置中" in await resp.text()
+    assert await ctx.configs.adopt_peer(ctx.store, signed(fushun_dict(), FS_CITY), AT)
+    resp = await api.post("/verify", data={"text": text})
+    html = await resp.text()
+    assert resp.status == 200 and "真实有效" in html
+    assert "都市圈伙伴城市" in html and "（2104，" in html
