@@ -219,28 +219,42 @@ def migrate_command(data: Path, db: str | None) -> None:
 @click.option(
     "--password-file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the password from this file (first line) instead of stdin.",
+    help="Read the password from this file (first line; one line per STAFF_ID) instead of stdin.",
 )
-@click.argument("staff_id")
-def passwd(data: Path, db: str | None, password_file: Path | None, staff_id: str) -> None:
-    """Set a workbench password for STAFF_ID (who they are comes from the signed config)."""
+@click.argument("staff_ids", metavar="STAFF_ID...", nargs=-1, required=True)
+def passwd(
+    data: Path, db: str | None, password_file: Path | None, staff_ids: tuple[str, ...]
+) -> None:
+    """Set a workbench password for STAFF_ID (who they are comes from the signed config).
+
+    Several STAFF_IDs take one password each, a line apiece in order (stdin or the file),
+    set in one run (a demo or a new hub's accounts).
+    """
     from .core import open_hub
     from .services.staff import set_password
 
     settings = _settings(data, db)
     if password_file is not None:
-        password = (password_file.read_text("utf-8").splitlines() or [""])[0]
-    elif sys.stdin.isatty():
-        password = click.prompt("新密码", hide_input=True, confirmation_prompt=True)
+        lines = password_file.read_text("utf-8").splitlines()
+    elif sys.stdin.isatty() and len(staff_ids) == 1:
+        lines = [click.prompt("新密码", hide_input=True, confirmation_prompt=True)]
     else:
-        password = sys.stdin.readline().rstrip("\r\n")
+        read = [sys.stdin.readline() for _ in staff_ids]
+        lines = [line.rstrip("\r\n") for line in read if line]  # "" only at the end
+    if len(lines) < len(staff_ids):
+        raise click.ClickException(
+            f"需要 {len(staff_ids)} 行密码（每个工号一行），只有 {len(lines)} 行"
+        )
 
     async def main() -> Any:
         hub_ = await open_hub(settings)
         try:
-            return await set_password(hub_, staff_id, password)
+            return [
+                await set_password(hub_, staff_id, password)
+                for staff_id, password in zip(staff_ids, lines, strict=False)
+            ]
         finally:
             await hub_.close()
 
-    staff = _run(main())
-    click.echo(f"已为 {staff.name}（{staff.id}）设置工作台密码")
+    for staff in _run(main()):
+        click.echo(f"已为 {staff.name}（{staff.id}）设置工作台密码")

@@ -31,7 +31,7 @@ from protocol.workdays import Calendar
 from . import federation as fedmod
 from .catalog import check_catalog
 from .diff import diff_configs
-from .enrolment import make_request
+from .enrolment import entrust_key, make_request
 from .federation import FederationDir, OpsError
 from .holidays import CalendarSourceError, from_file, from_package, known_years
 
@@ -725,6 +725,38 @@ def authority_add(authority_id: str, name: str, fed_dir: Path, dry_run: bool) ->
     draft = fed.load_draft()
     new, notes = fedmod.add_authority(draft, authority_id, name)
     _commit(fed, draft, new, dry_run, notes)
+
+
+@authority_group.command("entrust")
+@click.argument("authority_id", metavar="ID")
+@click.option(
+    "--data",
+    "stations",
+    multiple=True,
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A station's data directory (repeatable): seals/<hub>-<dept>.key is made there.",
+)
+@dir_option
+@dry_run_option
+@explained
+def authority_entrust(
+    authority_id: str, stations: tuple[Path, ...], fed_dir: Path, dry_run: bool
+) -> None:
+    """Entrust a seal key of authority ID to station windows for its delegated 即办 matters.
+
+    \b
+    Example:
+      tongban ops authority entrust 210102:mzj --data stations/210102001001
+    """
+    fed = FederationDir(fed_dir)
+    draft = fed.load_draft()
+    fedmod.entrust_seal_keys(draft, authority_id, [], fedmod.now())  # the authority exists
+    if dry_run:
+        click.echo("演练 (--dry-run): 未写入密钥文件.", err=True)
+        return
+    keys = [entrust_key(data, authority_id).public for data in stations]
+    _commit(fed, draft, fedmod.entrust_seal_keys(draft, authority_id, keys, fedmod.now()), False)
 
 
 @authority_group.command("rename")

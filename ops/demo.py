@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import click
 import yaml
 
@@ -296,6 +297,17 @@ class Demo:
                 name = hub.departments[dept]
                 await fed.add_staff(staff_id, f"{name}审核员", hub.id, dept, *ROLES)
                 staff[staff_id] = {"hub": hub.id, "department": name, "password": _password()}
+        entrusted: dict[str, list[StationPlan]] = {}
+        for station, authority in delegated(plan):
+            entrusted.setdefault(authority, []).append(station)
+        for station in {s.id: s for group in entrusted.values() for s in group}.values():
+            await fed.ops(
+                "staff", "add", "--id", window_clerk(station.id), "--role", "clerk",
+                "--name", f"{station.name}即办窗口", "--member", station.id,
+            )  # fmt: skip
+        for authority, stations in entrusted.items():
+            data = [a for s in stations for a in ("--data", str(fed.members[s.id].data))]
+            await fed.ops("authority", "entrust", authority, *data)
         for other in self.topology.cities:
             if other.city != plan.city:
                 await self._add_peer(fed, other)
@@ -334,22 +346,34 @@ class Demo:
         work: list[Awaitable[None]] = [m.proc.start() for m in stations]
         if not logins.get("passwords_set"):
             click.echo("设置审批人员口令 …")
-            work += [
-                self._set_password(staff_id, login) for staff_id, login in logins["staff"].items()
-            ]
+            by_hub: dict[str, dict[str, str]] = {}
+            for staff_id, login in logins["staff"].items():
+                by_hub.setdefault(login["hub"], {})[staff_id] = login["password"]
+            work += [self._set_passwords(hub, passwords) for hub, passwords in by_hub.items()]
         click.echo(f"启动 {len(stations)} 个便民服务站 …")
         await _bounded(work)
+        if "window_clerks" not in logins:
+            logins["window_clerks"] = {
+                station.id: await _add_window_clerk(
+                    self.feds[plan.city].members[station.id], logins["clerks"][station.id]
+                )
+                for plan in self.topology.cities
+                for station in {s.id: s for s, _ in delegated(plan)}.values()
+            }
+            self.save(logins)
         if not logins.get("passwords_set"):
             logins["passwords_set"] = True
             self.save(logins)
         return hubs + stations
 
-    async def _set_password(self, staff_id: str, login: dict[str, str]) -> None:
-        hub = next(m for m in self.members() if m.id == login["hub"])
+    async def _set_passwords(self, hub_id: str, passwords: dict[str, str]) -> None:
+        """The hub's reviewers' passwords, in one ``hub passwd`` run, once the hub holds the
+        config that lists them."""
+        hub = next(m for m in self.members() if m.id == hub_id)
 
         async def attempt() -> bool:
             try:
-                await self.city_of(hub).set_password(hub, staff_id, login["password"])
+                await self.city_of(hub).set_passwords(hub, passwords)
             except LaunchError:
                 return False
             return True
@@ -360,6 +384,52 @@ class Demo:
         await asyncio.gather(*(m.proc.stop() for m in started))
         for link in self.uplinks:
             await link.close()
+
+
+async def _add_window_clerk(member: Member, admin_password: str) -> dict[str, str]:
+    """The station's admin opens the 即办 clerk's account at the window (``POST /api/clerks``)."""
+    username = window_clerk(member.id)
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        login = {"username": "admin", "password": admin_password}
+        async with http.post(member.url + "api/login", json=login) as resp:
+            if resp.status != 200:
+                raise LaunchError(f"{member.name} 管理员登录失败（HTTP {resp.status}）")
+            csrf = (await resp.json())["csrf_token"]
+        body = {"username": username, "display_name": "即办窗口", "role": "clerk"}
+        headers = {"X-CSRF-Token": csrf}
+        async with http.post(member.url + "api/clerks", json=body, headers=headers) as resp:
+            if resp.status != 201:
+                raise LaunchError(f"{member.name} 未能开设即办窗口账号（HTTP {resp.status}）")
+            return {"username": username, "password": (await resp.json())["initial_password"]}
+
+
+def window_clerk(station: str) -> str:
+    """The clerk at a station who decides delegated 即办 matters (listed as staff)."""
+    return f"jb-{station}"
+
+
+def delegated(plan: CityPlan) -> list[tuple[StationPlan, str]]:
+    """(station, authority) for each catalog matter delegated to a station's window whose
+    authority is in the demo: the authority entrusts that window a seal key."""
+    try:
+        matters = yaml.safe_load(plan.catalog.read_text("utf-8"))["matters"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise LaunchError(f"事项目录 {plan.catalog} 无法读取：{exc!r}") from None
+    levels = {4: "city", 6: "district", 9: "township", 12: "village"}
+    depts = {h.id: h.departments for h in plan.hubs}
+    out: list[tuple[StationPlan, str]] = []
+    for station in plan.stations:
+        for m in matters:
+            targets = {str(t) for t in m.get("delegated_to") or ()}
+            if not targets & {levels.get(len(station.id), ""), station.id}:
+                continue
+            size = next((n for n, lvl in levels.items() if lvl == m.get("level")), 0)
+            hub = station.id[:size]
+            authority = f"{hub}:{m.get('authority')}"
+            if m.get("authority") in depts.get(hub, {}) and (station, authority) not in out:
+                out.append((station, authority))
+    return out
 
 
 async def _bounded(work: Sequence[Awaitable[None]], limit: int = 3) -> None:
@@ -387,6 +457,11 @@ def table(demo: Demo, started: list[Member], logins: dict[str, Any]) -> str:
             lines.append(
                 f"      {member.url:<26}窗口人员  用户名 admin  密码 {logins['clerks'][member.id]}"
             )
+            jiban = logins.get("window_clerks", {}).get(member.id)
+            if jiban:
+                lines.append(
+                    f"      {'':<26}即办窗口  用户名 {jiban['username']}  密码 {jiban['password']}"
+                )
         else:
             lines.append(f"  {member.name}（{member.id}）审批工作台")
             first = True
@@ -406,6 +481,7 @@ def table(demo: Demo, started: list[Member], logins: dict[str, Any]) -> str:
         "市级事项（如 律师执业年度考核结果备案）由沈阳市政务服务中心以 sy-sfj 审批（市区联办）；",
         "在新抚区村站受理「网络预约出租汽车驾驶员从业资格证核发」，",
         "由沈阳 sy-jtj 审批（都市圈通办）。",
+        "在和平区村（社区）站以「即办窗口」账号受理「独生子女证补办」，可当场办结并签章（即办）。",
         "演示一天的业务：另开终端运行  .venv/bin/tongban demo scenario",
         f"让某站断网：touch {demo.offline_dir}/<站点编码>（删除该文件即恢复）。",
         "",

@@ -6,6 +6,7 @@ hand; the files follow the data-directory layout of docs/architecture.md::
 
     <data>/member.key        the member key, PKCS#8 PEM, mode 0600
     <data>/seals/<dept>.key  one seal key per department a hub hosts, mode 0600
+    <data>/seals/<hub>-<dept>.key  at a station: a key an authority entrusted to its window
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ def _write_key(path: Path, key: KeyPair) -> None:
         out.write(key.to_file_bytes())
         out.flush()
         os.fsync(out.fileno())
+
+
+def entrust_key(data: Path, authority_id: str) -> KeyPair:
+    """A new seal key for ``authority_id`` in a station's ``data``: ``seals/<hub>-<dept>.key``
+    (mode 0600), the file the window seals its 即办 results with (node/services/window.py)."""
+    folder = data / "seals"
+    path = folder / f"{authority_id.replace(':', '-')}.key"
+    if path.exists():
+        raise OpsError(f"{path} 已存在: 该窗口已持有 {authority_id} 的签章密钥")
+    key = KeyPair.generate(secrets.token_bytes(32))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write_key(path, key)
+    return key
 
 
 def make_request(

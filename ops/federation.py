@@ -275,6 +275,21 @@ def add_authority(
     return new, notes
 
 
+def entrust_seal_keys(
+    draft: Mapping[str, Any], authority_id: str, keys: Iterable[PublicKey], at: datetime
+) -> dict[str, Any]:
+    """List seal keys an authority entrusts to windows (印章授权使用, for delegated 即办
+    matters) among its ``seal_keys``, valid from ``at``."""
+    new = copy.deepcopy(dict(draft))
+    authorities = _index(new["authorities"], "id")
+    auth = authorities.get(authority_id)
+    if auth is None:
+        raise OpsError(f"没有部门 {authority_id}; 先批准其枢纽的入网申请或 `authority add`")
+    auth["seal_keys"] = [*auth["seal_keys"], *(grant(k, at) for k in keys)]
+    new["authorities"] = _sorted_items(authorities)
+    return new
+
+
 def rename_authority(draft: Mapping[str, Any], authority_id: str, name: str) -> dict[str, Any]:
     """Change an authority's display name."""
     new = copy.deepcopy(dict(draft))

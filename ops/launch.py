@@ -316,7 +316,12 @@ class LocalFederation:
                 await self.ops("config", "push", member.url)
 
     async def set_password(self, hub: Member, staff_id: str, password: str) -> None:
-        await run_cli("hub", "passwd", "--data", str(hub.data), staff_id, stdin=password + "\n")
+        await self.set_passwords(hub, {staff_id: password})
+
+    async def set_passwords(self, hub: Member, passwords: dict[str, str]) -> None:
+        """``hub passwd`` once for several staff at a hub (a password per line on stdin)."""
+        stdin = "".join(p + "\n" for p in passwords.values())
+        await run_cli("hub", "passwd", "--data", str(hub.data), *passwords, stdin=stdin)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(m.proc.stop() for m in self.members.values()))

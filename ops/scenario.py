@@ -5,8 +5,8 @@ run`` started (its ``logins.json`` says where everyone is). Windows use the stat
 API (docs/api.md), reviewers the hub's workbench API; nothing reaches into a member's data.
 A station is taken off the network by the demo's switchable uplink (``<dir>/offline/<id>``).
 
-Acts whose API is not on main yet are listed in :data:`ACTS` with ``needs`` (what they
-wait for) and skipped; add the code as a function and the act runs. The day ends with a
+An act whose API is not on main yet can be listed in :data:`ACTS` with ``needs`` (what it
+waits for) and is skipped; add the code as a function and the act runs. The day ends with a
 :class:`Summary` counted from the windows' own view of every application, whose categories
 are disjoint and add up to the number submitted.
 """
@@ -498,6 +498,126 @@ async def supply_corrections(day: Day) -> None:
         app.tags.add("补齐补正")
 
 
+async def supply_deferred(day: Day) -> None:
+    """容缺补齐: a case accepted with deferred materials may not be approved until they are
+    in; the reviewer asks for them, the applicant brings them to the window, it is decided."""
+    waiting = [a for a in day.apps if a.decision == "waiting_deferred"]
+    for app in waiting:
+        desk = day.desks[app.authority]
+        case = await desk.get(f"api/cases/{app.number}")
+        if case["state"] != "awaiting_supplement":
+            items = [{"problem": "请补齐容缺受理时后补的材料", "material": m}
+                     for m in case["outstanding"]]  # fmt: skip
+            await desk.act(app.number, "request-supplement", {"items": items, "opinion": "补齐"})
+    for app in waiting:
+        window = day.windows[app.window]
+
+        async def told(app: Application = app, window: Window = window) -> bool:
+            detail = await window.get(f"api/cases/{app.number}")
+            return bool(detail["case"]["state"] == "awaiting_supplement")
+
+        await _until(told, 60, "", quiet=True)
+        try:
+            found = await window.post(
+                "api/supplements/lookup",
+                {"number": app.number, "id_number": id_number(app.serial)},
+            )
+        except ScenarioError:
+            continue  # the notice has not reached the window yet: the applicant comes tomorrow
+        form = aiohttp.FormData()
+        for item in found["items"]:
+            if item.get("material"):
+                scan = b"%PDF-1.4\n% deferred\n" + day.rng.randbytes(1024)
+                form.add_field(
+                    f"file.{item['material']}", scan, filename="容缺补齐.pdf",
+                    content_type="application/pdf",
+                )  # fmt: skip
+        form.add_field("note", "容缺材料已补齐")
+        await window.post(f"api/cases/{app.number}/supplement", form)
+        app.tags.add("容缺补齐")
+    for app in [a for a in waiting if "容缺补齐" in a.tags]:
+        desk = day.desks[app.authority]
+
+        async def complete(app: Application = app, desk: Desk = desk) -> bool:
+            case = await desk.get(f"api/cases/{app.number}")
+            return case["state"] == "in_review" and not case["outstanding"]
+
+        await _until(complete, 60, "", quiet=True)
+        if not await complete():
+            continue
+        licence = f"演示〔2026〕{day.counts['decided'] + 1:04d}号"
+        await desk.act(
+            app.number, "decide", {"result_code": 0, "opinion": "准予", "licence_no": licence}
+        )
+        app.decision = "approved"
+        day.counts["decided"] += 1
+        day.progress()
+
+
+async def decide_at_windows(day: Day) -> None:
+    """即办: at each window entrusted with an authority's seal, a few applicants for a
+    delegated matter get their result on the spot, sealed by the window (offline too)."""
+    logins = json.loads((day.demo.root / "logins.json").read_text("utf-8"))
+    for station, login in logins.get("window_clerks", {}).items():
+        home = day.windows[station]
+        window = Window(station, home.name, home.url, home.city, login["password"])
+        try:
+            answer = await window.post(
+                "api/login", {"username": login["username"], "password": login["password"]}
+            )
+            window.csrf = answer["csrf_token"]
+            found = (await window.get("api/matters?limit=500"))["matters"]
+            here = [m for m in found if m.get("decide_here")]
+            for _ in range(min(3, day.cases - len(day.apps)) if here else 0):
+                matter = day.rng.choice(here)
+                guide = await window.get(f"api/matters/{matter['code']}")
+                day.serial += 1
+                name = day.rng.choice(SURNAMES) + day.rng.choice(GIVEN)
+                form = aiohttp.FormData()
+                body = {
+                    "matter": matter["code"],
+                    "applicant": {"name": name, "id_type": "111",
+                                  "id_number": id_number(day.serial)},
+                    "materials": [{"id": m["id"]} for m in guide["materials"]],
+                    "pickup": station,
+                    "note": "演示场景：即办",
+                }  # fmt: skip
+                form.add_field(
+                    "application", json.dumps(body, ensure_ascii=False),
+                    content_type="application/json",
+                )  # fmt: skip
+                receipt = await window.post("api/cases", form)
+                number = receipt["number"]
+                licence = f"即办〔2026〕{day.serial:04d}号"
+                detail = await window.post(
+                    f"api/cases/{number}/decide",
+                    {"result_code": 0, "licence_no": licence, "opinion": "当场办结"},
+                )
+                seal = (detail.get("result") or {}).get("seal") or {}
+                if not seal.get("genuine"):
+                    raise ScenarioError(f"{home.name} 即办结果的签章未通过核验：{seal}")
+                day.apps.append(
+                    Application(
+                        number, matter["code"], station, station, receipt["authority"]["id"],
+                        name, {"即办"}, day.serial, decision="approved",
+                    )
+                )  # fmt: skip
+                day.counts["decided"] += 1
+                day.progress()
+        finally:
+            await window.http.close()
+
+
+async def verify_pledges(day: Day) -> None:
+    """告知承诺核查: after a 告知承诺 approval each department checks the pledge afterwards."""
+    apps = day.by_number()
+    for desk in day.desks.values():
+        for row in (await desk.get("api/tasks"))["verify"]:
+            await desk.act(row["number"], "verify", {"outcome": "confirmed", "note": "核查属实"})
+            if row["number"] in apps:
+                apps[row["number"]].tags.add("告知承诺核查")
+
+
 async def apply_for_bundle(day: Day) -> None:
     """一件事一次办: 企业开办 at a window, one application, a child case per authority."""
     for window in day.windows.values():
@@ -615,31 +735,13 @@ ACTS: tuple[Act, ...] = (
     Act("上午审批", "各部门受理、逐步审查、办结（准予或不予许可）、少量不予受理", review()),
     Act("补齐补正", "申请人回到窗口核验身份后补齐材料，办件回到审批部门", supply_corrections),
     Act("恢复联网", "线路恢复，村站立即同步，断网期间的办件上报托管", come_back),
+    Act("即办", "下放到村（社区）、街道的即办件由窗口当场办结、签章", decide_at_windows),
     Act("下午收件", "各窗口继续受理", intake(1.0)),
     Act("下午审批", "审批下午到达的办件，约一半留待次日", review(leave_new=0.5)),
+    Act("容缺补齐", "审批部门通知补齐容缺材料，申请人在窗口补齐后准予办结", supply_deferred),
     Act("出件", "结果回到申请人选定的窗口，多数申请人当天领取；一件事一并出件", hand_out),
     Act("好差评", "约一半领取结果的申请人评价服务", rate),
-    Act(
-        "容缺补齐",
-        "容缺受理的办件补齐材料后准予办结",
-        None,
-        "hub: a workbench action signing case.supplement_requested (the node's "
-        "POST /api/cases/{n}/supplement already signs case.supplemented)",
-    ),
-    Act(
-        "告知承诺核查",
-        "告知承诺办件办结后的事后核查任务",
-        None,
-        "hub: verification-task API (list/close a post-decision check, DOMAIN.md rule 4)",
-    ),
-    Act(
-        "即办",
-        "下放到村（社区）、街道的即办件由窗口当场办结",
-        None,
-        "node POST /api/cases/{n}/decide exists; the demo must also list each station's "
-        "clerk as staff and entrust the authority's seal key to the window "
-        "(<data>/seals/<authority>.key in the authority's seal_keys): no ops command does that",
-    ),
+    Act("告知承诺核查", "审批部门对告知承诺准予的办件逐一事后核查", verify_pledges),
 )
 
 

@@ -22,7 +22,7 @@ from hub.services import staff
 from hub.storage.migrate import head_revision
 from ops.main import tongban
 from protocol.enrol import parse_enrolment_text
-from tests.hub.fed import CITY, DISTRICT, PASSWORD, REVIEWER, Fed, key
+from tests.hub.fed import ACCEPTOR, APPROVER, CITY, DISTRICT, PASSWORD, REVIEWER, Fed, key
 
 
 @pytest.fixture
@@ -99,6 +99,28 @@ def test_migrate_and_passwd(tmp_path: Path, config_file: Path) -> None:
             await hub.close()
 
     assert asyncio.run(login()) == "mzj"
+    # Several accounts in one run: a password per line, in order; too few lines set none.
+    result = CliRunner().invoke(
+        tongban, ["hub", "passwd", "--data", str(data), ACCEPTOR, APPROVER], input="a-1234567890\n"
+    )
+    assert result.exit_code != 0 and "需要 2 行密码" in result.output
+    lines = f"{PASSWORD}-2\n{PASSWORD}-3\n"
+    result = CliRunner().invoke(
+        tongban, ["hub", "passwd", "--data", str(data), ACCEPTOR, APPROVER], input=lines
+    )
+    assert result.exit_code == 0 and result.output.count("设置工作台密码") == 2, result.output
+
+    async def both() -> list[str]:
+        hub = await open_hub(HubSettings.load(data))
+        try:
+            return [
+                (await staff.login(hub, who, f"{PASSWORD}-{n}"))[1].staff.id
+                for who, n in ((ACCEPTOR, 2), (APPROVER, 3))
+            ]
+        finally:
+            await hub.close()
+
+    assert asyncio.run(both()) == [ACCEPTOR, APPROVER]
 
 
 def _free_port() -> int:

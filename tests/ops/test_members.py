@@ -11,6 +11,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from protocol.config import FederationConfig
+from protocol.keys import KeyPair
 
 from .conftest import VILLAGE_1, VILLAGE_2, Run, key, request, snapshot
 
@@ -138,3 +139,23 @@ def test_staff_disable_at_and_reset(shenyang: Run, fed_dir: Path, tmp_path: Path
     assert "tongban node passwd" in shenyang("staff", "reset", "--id", "cun-zhao", ok=False).output
     assert "没有工作人员" in shenyang("staff", "reset", "--id", "nobody", ok=False).output
     shenyang("config", "sign")  # members accept what was staged
+
+
+def test_entrust_a_seal_key_to_windows(shenyang: Run, fed_dir: Path, tmp_path: Path) -> None:
+    """即办: 210102:mzj entrusts a seal key to two village windows (印章授权使用)."""
+    stations = [tmp_path / "node-1", tmp_path / "node-2"]
+    data = [a for s in stations for a in ("--data", str(s))]
+    before = snapshot(fed_dir)
+    shenyang("authority", "entrust", "210102:mzj", *data, "--dry-run")
+    assert snapshot(fed_dir) == before and not stations[0].exists()
+    shenyang("authority", "entrust", "210102:mzj", *data)
+    files = [s / "seals" / "210102-mzj.key" for s in stations]
+    assert all((f.stat().st_mode & 0o777) == 0o600 for f in files)
+    keys = {KeyPair.from_file_bytes(f.read_bytes()).public.to_text() for f in files}
+    [auth] = [a for a in draft(fed_dir)["authorities"] if a["id"] == "210102:mzj"]
+    assert keys < {k["public"] for k in auth["seal_keys"]} and len(auth["seal_keys"]) == 3
+    # Refusals: an unknown authority, a window already holding that authority's key.
+    assert "没有部门" in shenyang("authority", "entrust", "210102:xyz", *data, ok=False).output
+    again = shenyang("authority", "entrust", "210102:mzj", "--data", str(stations[0]), ok=False)
+    assert "已存在" in again.output
+    shenyang("config", "sign")
