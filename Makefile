@@ -12,11 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Three xdist workers on two cores: the process-level tests mostly wait on sockets.
+# Three xdist workers on two cores: the process-level tests mostly wait on sockets; an idle
+# worker steals queued tests from a busy one (tests/conftest.py puts the heavy ones first).
 PYTEST_WORKERS ?= 3
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --cov --cov-report=term $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check .
