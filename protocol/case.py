@@ -78,9 +78,11 @@ from .routing import competent_authority, may_accept
 from .workdays import Calendar, Deadline, Pause
 
 __all__ = [
+    "AFTER_DECISION",
     "CHINA_TIME",
     "DEEMED_ACCEPTANCE_DAYS",
     "EVENT_TYPES",
+    "OPEN_STATES",
     "OVERDUE",
     "PAUSED",
     "RESULT_CODES",
@@ -182,8 +184,8 @@ class Transition:
 _S = CaseState
 _REVIEWING = (_S.ACCEPTED, _S.IN_REVIEW)
 PAUSED_STATES = (_S.AWAITING_SUPPLEMENT, _S.SUSPENDED)
-_OPEN = (_S.SUBMITTED, _S.CORRECTION, *_REVIEWING, *PAUSED_STATES)
-_AFTER_DECISION = (_S.DECIDED, _S.DELIVERED, _S.RATED)
+OPEN_STATES = (_S.SUBMITTED, _S.CORRECTION, *_REVIEWING, *PAUSED_STATES)  # undecided, not ended
+AFTER_DECISION = (_S.DECIDED, _S.DELIVERED, _S.RATED)
 PAUSED = frozenset(PAUSED_STATES)  # the clock stands still
 
 TRANSITIONS: Mapping[tuple[CaseState | None, str], Transition] = MappingProxyType(
@@ -207,14 +209,14 @@ TRANSITIONS: Mapping[tuple[CaseState | None, str], Transition] = MappingProxyTyp
         (_S.DECIDED, "case.delivered"): Transition(_S.DELIVERED, "pickup"),
         (_S.DELIVERED, "case.rated"): Transition(_S.RATED, "any_window"),
         (_S.RATED, "case.rated"): Transition(_S.RATED, "any_window"),
-        **{(s, "case.withdrawn"): Transition(_S.WITHDRAWN, "window") for s in _OPEN},
+        **{(s, "case.withdrawn"): Transition(_S.WITHDRAWN, "window") for s in OPEN_STATES},
         **{
             (s, "case.terminated"): Transition(_S.TERMINATED, "authority")
-            for s in (*_REVIEWING, *PAUSED_STATES, *_AFTER_DECISION)
+            for s in (*_REVIEWING, *PAUSED_STATES, *AFTER_DECISION)
         },
         # 送达回执: the authority's hub confirms custody; the state does not move.
         **{(s, "case.received"): Transition(s, "authority_hub") for s in CaseState},
-        **{(s, "case.verified"): Transition(s, "authority") for s in _AFTER_DECISION},
+        **{(s, "case.verified"): Transition(s, "authority") for s in AFTER_DECISION},
         (_S.RATED, "case.followed_up"): Transition(_S.RATED, "authority"),
     }
 )
@@ -374,7 +376,7 @@ class Case:
     def needs_verification(self) -> bool:
         """An approval granted on a 告知承诺 pledge that has not been checked yet (核查)."""
         return (
-            self.state in _AFTER_DECISION
+            self.state in AFTER_DECISION
             and self.result_code == 0
             and any(m.mode == "pledged" for m in self.materials)
             and self.verification is None
@@ -918,7 +920,7 @@ class CaseFolder:
             due = None if case.pledge is None else case.pledge.deadline
             if not case.outstanding or due is None or day_of(self._when(event)) <= due:
                 raise _reject("not_overdue", "no deferred (容缺) material is past its deadline")
-        if case.state in _AFTER_DECISION and (case.pledge is None or case.result_code != 0):
+        if case.state in AFTER_DECISION and (case.pledge is None or case.result_code != 0):
             raise _reject("no_pledge", "only an approval on a pledge can be terminated")
         return {"reason": reason}
 

@@ -20,7 +20,15 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Connection
 
-from protocol.case import PAUSED, RESULT_CODES, TRANSITIONS, Case, CaseState, day_of
+from protocol.case import (
+    AFTER_DECISION,
+    OPEN_STATES,
+    PAUSED,
+    RESULT_CODES,
+    TRANSITIONS,
+    Case,
+    day_of,
+)
 from protocol.config import Federation
 from protocol.errors import RemoteProtocolError
 from protocol.event import Event
@@ -37,15 +45,6 @@ from .staff import StaffSession
 
 logger = logging.getLogger("tongban.hub.review")
 
-AFTER_DECISION: Final = (CaseState.DECIDED, CaseState.DELIVERED, CaseState.RATED)
-OPEN_STATES: Final = (
-    CaseState.SUBMITTED,
-    CaseState.CORRECTION,
-    CaseState.ACCEPTED,
-    CaseState.IN_REVIEW,
-    CaseState.AWAITING_SUPPLEMENT,
-    CaseState.SUSPENDED,
-)
 #: Workbench actions → the event type each signs.
 ACTIONS: Final[Mapping[str, str]] = {
     "accept": "case.accepted",

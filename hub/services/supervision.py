@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal
 
-from protocol.case import Case, CaseState, day_of
+from protocol.case import OPEN_STATES, Case, day_of
 from protocol.config import Federation
 from protocol.errors import ProtocolError
 
@@ -34,15 +34,6 @@ from .casecodec import CodecError, decode_case
 NEAR_DAYS_ENV: Final = "TONGBAN_CARD_NEAR_DAYS"
 DEFAULT_NEAR_DAYS: Final = 1
 INTERVAL_SECONDS: Final = 300.0
-#: States whose clock runs (or is paused): decided and later states have no card.
-OPEN_STATES: Final = (
-    CaseState.SUBMITTED,
-    CaseState.CORRECTION,
-    CaseState.ACCEPTED,
-    CaseState.IN_REVIEW,
-    CaseState.AWAITING_SUPPLEMENT,
-    CaseState.SUSPENDED,
-)
 MAX_CASES: Final = 100_000
 COLOURS: Final = {"yellow": "黄牌", "red": "红牌"}
 
