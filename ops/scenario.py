@@ -466,36 +466,44 @@ async def ask_for_corrections(day: Day) -> None:
         app.tags.add("补正")
 
 
+async def bring_missing(
+    day: Day, app: Application, state: str, *, scan_label: str, filename: str, note: str
+) -> bool:
+    """The applicant brings what the notice asked for to their window, once the notice has
+    reached it (``state``); False when it has not or nothing in it is a material."""
+    window = day.windows[app.window]
+
+    async def told() -> bool:
+        detail = await window.get(f"api/cases/{app.number}")
+        return bool(detail["case"]["state"] == state)
+
+    await _until(told, 60, "", quiet=True)
+    try:
+        found = await window.post(
+            "api/supplements/lookup",
+            {"number": app.number, "id_number": id_number(app.serial)},
+        )
+    except ScenarioError:
+        return False  # the notice has not reached the window yet: the applicant comes tomorrow
+    materials = [item["material"] for item in found["items"] if item.get("material")]
+    if not materials:
+        return False
+    form = aiohttp.FormData()
+    for material in materials:
+        scan = b"%PDF-1.4\n% " + scan_label.encode() + b"\n" + day.rng.randbytes(1024)
+        form.add_field(f"file.{material}", scan, filename=filename, content_type="application/pdf")
+    form.add_field("note", note)
+    await window.post(f"api/cases/{app.number}/supplement", form)
+    return True
+
+
 async def supply_corrections(day: Day) -> None:
     """补齐补正: the applicants come back with what was missing, at their window."""
     for app in [a for a in day.apps if "补正" in a.tags and not a.decision]:
-        window = day.windows[app.window]
-
-        async def told(app: Application = app, window: Window = window) -> bool:
-            detail = await window.get(f"api/cases/{app.number}")
-            return bool(detail["case"]["state"] == "correction")
-
-        await _until(told, 60, "", quiet=True)
-        try:
-            found = await window.post(
-                "api/supplements/lookup",
-                {"number": app.number, "id_number": id_number(app.serial)},
-            )
-        except ScenarioError:
-            continue  # the notice has not reached the window yet: the applicant comes tomorrow
-        form = aiohttp.FormData()
-        for item in found["items"]:
-            if item.get("material"):
-                scan = b"%PDF-1.4\n% signed form\n" + day.rng.randbytes(1024)
-                form.add_field(
-                    f"file.{item['material']}", scan, filename="补正.pdf",
-                    content_type="application/pdf",
-                )  # fmt: skip
-        if not any(item.get("material") for item in found["items"]):
-            continue
-        form.add_field("note", "已签名")
-        await window.post(f"api/cases/{app.number}/supplement", form)
-        app.tags.add("补齐补正")
+        if await bring_missing(
+            day, app, "correction", scan_label="signed form", filename="补正.pdf", note="已签名"
+        ):
+            app.tags.add("补齐补正")
 
 
 async def supply_deferred(day: Day) -> None:
@@ -510,31 +518,15 @@ async def supply_deferred(day: Day) -> None:
                      for m in case["outstanding"]]  # fmt: skip
             await desk.act(app.number, "request-supplement", {"items": items, "opinion": "补齐"})
     for app in waiting:
-        window = day.windows[app.window]
-
-        async def told(app: Application = app, window: Window = window) -> bool:
-            detail = await window.get(f"api/cases/{app.number}")
-            return bool(detail["case"]["state"] == "awaiting_supplement")
-
-        await _until(told, 60, "", quiet=True)
-        try:
-            found = await window.post(
-                "api/supplements/lookup",
-                {"number": app.number, "id_number": id_number(app.serial)},
-            )
-        except ScenarioError:
-            continue  # the notice has not reached the window yet: the applicant comes tomorrow
-        form = aiohttp.FormData()
-        for item in found["items"]:
-            if item.get("material"):
-                scan = b"%PDF-1.4\n% deferred\n" + day.rng.randbytes(1024)
-                form.add_field(
-                    f"file.{item['material']}", scan, filename="容缺补齐.pdf",
-                    content_type="application/pdf",
-                )  # fmt: skip
-        form.add_field("note", "容缺材料已补齐")
-        await window.post(f"api/cases/{app.number}/supplement", form)
-        app.tags.add("容缺补齐")
+        if await bring_missing(
+            day,
+            app,
+            "awaiting_supplement",
+            scan_label="deferred",
+            filename="容缺补齐.pdf",
+            note="容缺材料已补齐",
+        ):
+            app.tags.add("容缺补齐")
     for app in [a for a in waiting if "容缺补齐" in a.tags]:
         desk = day.desks[app.authority]
 
