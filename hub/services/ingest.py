@@ -25,6 +25,7 @@ for the operator, and equivocations are kept as evidence with an alert.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from protocol.sync import Ack, Reject
 from ..logs import log
 from ..metrics import HubMetrics
 from ..storage import HubStore
+from ..storage.track import note_receipts_due_txn
 from .cases import fold_many_txn
 from .receipts import note_txn as note_receipt_txn
 
@@ -99,6 +101,7 @@ class Router:
         self._folds: list[Event] = []
         self._outbox: list[tuple[str, str]] = []
         self._blob_outbox: list[tuple[str, str]] = []
+        self._receipts_due: list[tuple[str, str]] = []
 
     def store_event(self, event: Event, *, mode: str, fold: bool = True) -> None:
         """Insert a new event (at :meth:`flush`) and route it."""
@@ -133,6 +136,10 @@ class Router:
         if fold and event.case is not None and (deliver or event.author == self.me):
             self._folds.append(event)
 
+    def owe_receipt(self, event_id: str, case: str) -> None:
+        """Note (at :meth:`flush`) that ``event_id`` is owed a 送达回执."""
+        self._receipts_due.append((event_id, case))
+
     def _enqueue(self, destination: str, event: Event) -> None:
         # Only new events are routed, so the pair is new to the outbox.
         self._outbox.append((destination, event.id))
@@ -157,11 +164,13 @@ class Router:
                         type=event.type,
                         reason=outcome.rejected.reason,
                     )
+        note_receipts_due_txn(self.c, self._receipts_due, self.at)
         self.store.enqueue_many_txn(self.c, self._outbox, self._blob_outbox, self.at)
         entries = sum(len(ids) for ids in self.feeds.values())
         self.effects.recipients.update(self.store.append_feed_txn(self.c, self.feeds))
         self.effects.feed_entries += entries
         self._events, self._folds, self._outbox, self._blob_outbox = [], [], [], []
+        self._receipts_due = []
         self.feeds = {}
         return self.effects
 
@@ -192,6 +201,65 @@ class Intake:
 
 ModeOf = Callable[[Event], Mode]
 
+# Below this many events a batch is screened on the event loop's thread: handing work to
+# another thread costs more than verifying a few signatures.
+SCREEN_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A batch checked against the federation before its transaction: each event's mode
+    (or why it is refused) and, for those that passed, a good signature. A refused event
+    whose mode was known keeps it: its author's custody is still reported."""
+
+    passed: tuple[tuple[Offered, Mode], ...]
+    refused: tuple[tuple[Offered, Mode | None, ProtocolError], ...] = ()
+
+
+def screen(
+    federation: Federation, offered: Sequence[Offered], mode_of: ModeOf, at: datetime
+) -> Screened:
+    """Step 1 of the module docstring for each event: a known author, a sender allowed to
+    bring it, a key valid at receipt (own chain) or at the event's ``ts`` (relayed), a
+    signature. Needs no database, so it runs before the transaction (see :func:`screen_batch`)."""
+    passed: list[tuple[Offered, Mode]] = []
+    refused: list[tuple[Offered, Mode | None, ProtocolError]] = []
+    for item in offered:
+        event = item.event
+        mode: Mode | None = None
+        try:
+            if federation.member(event.author) is None:
+                raise RemoteProtocolError(
+                    "unknown_author", f"{event.author} is not a member of the federation"
+                )
+            mode = mode_of(event)
+            # Own chain: the key must be good now. Relayed: good when the event was signed.
+            when = at if mode == "chain" else event.at
+            event.verify(federation.member_key(event.author, event.sig.kid, when))
+        except ProtocolError as exc:
+            refused.append((item, mode, exc))
+            continue
+        passed.append((item, mode))
+    return Screened(tuple(passed), tuple(refused))
+
+
+async def screen_batch(
+    federation: Federation, offered: Sequence[Offered], mode_of: ModeOf, at: datetime
+) -> Screened:
+    """:func:`screen` with the signatures checked on worker threads: Ed25519 verification
+    releases the GIL, so a batch uses every core while the event loop serves other requests,
+    and no chain head is locked while it runs."""
+    if len(offered) <= SCREEN_CHUNK:
+        return screen(federation, offered, mode_of, at)
+    chunks = [offered[i : i + SCREEN_CHUNK] for i in range(0, len(offered), SCREEN_CHUNK)]
+    parts = await asyncio.gather(
+        *(asyncio.to_thread(screen, federation, chunk, mode_of, at) for chunk in chunks)
+    )
+    return Screened(
+        tuple(p for part in parts for p in part.passed),
+        tuple(r for part in parts for r in part.refused),
+    )
+
 
 def ingest_txn(
     store: HubStore,
@@ -200,13 +268,12 @@ def ingest_txn(
     c: Connection,
     *,
     source: str,
-    offered: Sequence[Offered],
+    screened: Screened,
     undecodable: Sequence[Undecodable] = (),
-    mode_of: ModeOf,
     at: datetime,
     label: str | None = None,
 ) -> Intake:
-    """Verify, classify, store and route a batch (see the module docstring)."""
+    """Classify, store and route a screened batch (see the module docstring)."""
     router = Router(store, federation, me, c, source=source, at=at)
     rejects: list[Reject] = []
 
@@ -244,22 +311,13 @@ def ingest_txn(
     for bad in undecodable:
         rejects.append(bad.reject)
         quarantine(bad.reject, bad.raw)
+    for item, _, error in screened.refused:
+        refuse(error, item, quarantined=True)
 
-    # Decide every event's mode first, so chain heads are locked in one sorted pass.
-    modes: dict[int, Mode] = {}
-    checked: list[Offered] = []
-    for item in offered:
-        try:
-            if federation.member(item.event.author) is None:
-                raise RemoteProtocolError(
-                    "unknown_author", f"{item.event.author} is not a member of the federation"
-                )
-            modes[item.index] = mode_of(item.event)
-        except ProtocolError as exc:
-            refuse(exc, item, quarantined=True)
-            continue
-        checked.append(item)
-    chain_authors = sorted({i.event.author for i in checked if modes[i.index] == "chain"})
+    modes: dict[int, Mode] = {item.index: mode for item, mode in screened.passed}
+    # Chain heads are locked in one sorted pass.
+    known = [*screened.passed, *((item, mode) for item, mode, _ in screened.refused)]
+    chain_authors = sorted({i.event.author for i, mode in known if mode == "chain"})
     locked = store.chain_heads_txn(c, chain_authors)
     heads: dict[str, tuple[int, str | None]] = {
         author: locked.get(author, (0, None)) for author in chain_authors
@@ -267,17 +325,10 @@ def ingest_txn(
     moved: set[str] = set()
     held: list[str] = []
 
-    verified: list[Offered] = []
-    for item in sorted(checked, key=lambda i: (i.event.author, i.event.seq, i.index)):
-        event, mode = item.event, modes[item.index]
-        try:
-            # Own chain: the key must be good now. Relayed: good when the event was signed.
-            when = at if mode == "chain" else event.at
-            event.verify(federation.member_key(event.author, event.sig.kid, when))
-        except ProtocolError as exc:
-            refuse(exc, item, quarantined=True)
-            continue
-        verified.append(item)
+    verified = sorted(
+        (item for item, _ in screened.passed),
+        key=lambda i: (i.event.author, i.event.seq, i.index),
+    )
     # What is held at each slot, read once; events of this batch join it as they are stored.
     held_ids = store.held_ids_txn(c, [(i.event.author, i.event.seq) for i in verified])
 

@@ -15,7 +15,15 @@ from protocol.sync import Ack, PushBatch, Reject
 
 from ..core import Hub
 from ..logs import log
-from .ingest import Mode, ModeOf, Offered, Undecodable, ingest_txn, record_effects
+from .ingest import (
+    Mode,
+    ModeOf,
+    Offered,
+    Undecodable,
+    ingest_txn,
+    record_effects,
+    screen_batch,
+)
 
 logger = logging.getLogger("tongban.hub.push")
 
@@ -90,6 +98,7 @@ async def receive_push(hub: Hub, pusher: str, obj: Any) -> Ack:
     mode_of = pusher_modes(federation, hub.me, pusher)
     offered, undecodable = split_batch(obj)
     at = hub.now()
+    screened = await screen_batch(federation, offered, mode_of, at)
     intake = await hub.db.run(
         "push",
         lambda c: ingest_txn(
@@ -98,9 +107,8 @@ async def receive_push(hub: Hub, pusher: str, obj: Any) -> Ack:
             hub.me,
             c,
             source=pusher,
-            offered=offered,
+            screened=screened,
             undecodable=undecodable,
-            mode_of=mode_of,
             at=at,
         ),
     )

@@ -29,7 +29,7 @@ from protocol.config import Federation
 from protocol.event import Event
 from protocol.ids import member_of
 
-from ..storage.track import drop_receipt_due_txn, note_receipt_due_txn, receipts_due_txn
+from ..storage.track import drop_receipt_due_txn, receipts_due_txn
 from .cases import FoldOutcome, fold_txn, load_case_txn
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def note_txn(router: Router, event: Event, outcome: FoldOutcome) -> None:
         and event.author != router.me
         and member_of(case.authority) == router.me
     ):
-        note_receipt_due_txn(router.c, event.id, event.case, router.at)
+        router.owe_receipt(event.id, event.case)
 
 
 def _sign_one_txn(

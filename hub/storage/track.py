@@ -10,12 +10,14 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from .models import BlobRow, EventBlobRow, EventRow, ReceiptDueRow, TrackAttemptRow
-from .store import _table, insert_ignore
+from .store import _table, insert_ignore_many
 
 
-def note_receipt_due_txn(c: Connection, event_id: str, case_no: str, at: datetime) -> None:
-    """Remember that ``event_id`` (delivered here) is owed a receipt (idempotent)."""
-    insert_ignore(c, ReceiptDueRow, event_id=event_id, case_no=case_no, since=at)
+def note_receipts_due_txn(c: Connection, owed: Sequence[tuple[str, str]], at: datetime) -> None:
+    """Remember that each ``(event id, case number)`` delivered here is owed a receipt
+    (idempotent; one statement)."""
+    rows = [{"event_id": e, "case_no": n, "since": at} for e, n in dict.fromkeys(owed)]
+    insert_ignore_many(c, ReceiptDueRow, rows)
 
 
 def receipts_due_txn(c: Connection, limit: int) -> list[tuple[str, str, bytes]]:
