@@ -29,6 +29,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 READONLY: Final = "tongban_readonly"
+POOL_SIZE: Final = 30
 MAX_ATTEMPTS: Final = 8
 # PostgreSQL: serialization_failure, deadlock_detected, unique_violation (a racing worker).
 RETRY_SQLSTATES: Final = frozenset({"40001", "40P01", "23505"})
@@ -46,7 +47,13 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url)
         _sqlite_setup(engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # Connections are kept, never opened and closed per request: each new one costs a
+    # connect and loses the prepared statements of the one before (a pool that overflows
+    # under load does exactly that). Requests beyond the pool wait for a connection; more
+    # concurrent transactions than this would only queue inside PostgreSQL.
+    return create_async_engine(
+        url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=60, pool_pre_ping=True
+    )
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:
