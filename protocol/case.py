@@ -519,6 +519,7 @@ def _entries(matter: Matter, raw: Any) -> list[SubmittedMaterial]:
     if not isinstance(raw, list):
         raise _reject("bad_body", "materials must be a list")
     out: list[SubmittedMaterial] = []
+    seen: set[str] = set()
     for i, entry in enumerate(raw):
         where = f"materials[{i}]"
         obj = _object(entry, where)
@@ -526,8 +527,9 @@ def _entries(matter: Matter, raw: Any) -> list[SubmittedMaterial]:
         spec = matter.material(mid) if isinstance(mid, str) else None
         if spec is None:
             raise _reject("unknown_material", f"{where}.id is not a material of {matter.code}")
-        if any(m.id == spec.id for m in out):
+        if spec.id in seen:
             raise _reject("bad_body", f"{where}: material {spec.id} is listed twice")
+        seen.add(spec.id)
         mode = obj.get("mode")
         if mode not in MATERIAL_MODES:
             raise _reject("bad_body", f"{where}.mode must be one of {MATERIAL_MODES}")

@@ -27,6 +27,8 @@ import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal
 
 from .encoding import b64url_decode, canonical, check_json_value, loads_strict
@@ -405,7 +407,12 @@ class Matter:
         return len(self.steps) <= 1
 
     def material(self, material_id: str) -> Material | None:
-        return next((m for m in self.materials if m.id == material_id), None)
+        return self._materials_by_id.get(material_id)
+
+    @cached_property
+    def _materials_by_id(self) -> Mapping[str, Material]:
+        # Every application names every material: a lookup, not a scan (ids are unique).
+        return MappingProxyType({m.id: m for m in self.materials})
 
     def delegated(self, member_id: str) -> bool:
         """True when ``member_id`` may accept and decide this matter on the spot (即办)."""

@@ -17,7 +17,6 @@ shape is not a valid signature; :meth:`Event.verify` checks that against a key f
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,18 +41,6 @@ TS_RE = re.compile(
 )
 ID_RE = re.compile(r"^[0-9a-f]{64}\Z")
 KID_RE = re.compile(r"^[0-9a-f]{32}\Z")
-
-
-_HEADER_JCS = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-# In key order only "author" (a member id: digits) comes before "body", so the first
-# occurrence of this marker is the body's place.
-_BODY_MARK = b',"body":0,'
-
-
-def _splice_body(header: bytes, body: bytes) -> bytes:
-    """The header's JCS bytes with the body's JCS bytes in the place of its stand-in."""
-    before, after = header.split(_BODY_MARK, 1)
-    return before + b',"body":' + body + b"," + after
 
 
 def _fail(reason: str, detail: str) -> LocalProtocolError:
@@ -107,6 +94,7 @@ class Event:
     id: str = field(init=False, compare=False)
     signing_bytes: bytes = field(init=False, repr=False, compare=False)
     wire_bytes: bytes = field(init=False, repr=False, compare=False)
+    _at: datetime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.v != VERSION or type(self.v) is not int:
@@ -119,7 +107,7 @@ class Event:
                 raise _fail("bad_prev", "the first event of a chain has prev null")
         elif not isinstance(self.prev, str) or not ID_RE.match(self.prev):
             raise _fail("bad_prev", "prev must be the hex id of the author's previous event")
-        check_ts(self.ts)
+        object.__setattr__(self, "_at", check_ts(self.ts))
         if not isinstance(self.type, str) or not TYPE_RE.match(self.type):
             raise _fail("bad_type", f"type {str(self.type)[:40]!r} is not a dotted event type")
         if self.case is not None:
@@ -137,22 +125,29 @@ class Event:
         body = canonical(self.body)
         if len(body) > MAX_BODY_BYTES:
             raise _fail("body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
-        signing = _splice_body(self._header(), body)
-        whole = _splice_body(self._header(sig=self.sig.to_dict()), body)
+        signing, whole = self._jcs(body)
         object.__setattr__(self, "signing_bytes", signing)
         object.__setattr__(self, "wire_bytes", whole)
         object.__setattr__(self, "id", hashlib.sha256(whole).hexdigest())
 
-    def _header(self, **extra: Any) -> bytes:
-        """JCS bytes of the fields but ``body`` (standing in as 0) and ``extra``.
+    def _jcs(self, body: bytes) -> tuple[bytes, bytes]:
+        """JCS bytes of the signed object and of the whole event, around the body's bytes.
 
-        Every header field was checked above (ASCII ids, digits, a fixed alphabet, dicts of
-        such), so the plain JSON encoder writes their canonical form directly.
+        Every header field was checked above: ASCII ids, digits and a fixed alphabet, none
+        of which JSON escapes, so the canonical form is written directly, keys in JCS order
+        (author, body, case, prev, seq, sig, to, ts, type, v; sig: alg, kid, val).
         """
-        header = self.unsigned_dict()
-        header["body"] = 0
-        header.update(extra)
-        return _HEADER_JCS.encode(header).encode("utf-8")
+        case = "null" if self.case is None else f'"{self.case}"'
+        prev = "null" if self.prev is None else f'"{self.prev}"'
+        to = ",".join(f'"{address}"' for address in self.to)
+        head = f'{{"author":"{self.author}","body":'.encode()
+        middle = f',"case":{case},"prev":{prev},"seq":{self.seq},'
+        tail = f'"to":[{to}],"ts":"{self.ts}","type":"{self.type}","v":{self.v}}}'
+        sig = self.sig
+        signed = f'"sig":{{"alg":"{sig.alg}","kid":"{sig.kid}","val":"{b64url_encode(sig.val)}"}},'
+        return head + body + (middle + tail).encode(), head + body + (
+            middle + signed + tail
+        ).encode()
 
     def unsigned_dict(self) -> dict[str, Any]:
         """The object that is signed: every field but ``sig``."""
@@ -177,7 +172,7 @@ class Event:
     @property
     def at(self) -> datetime:
         """``ts`` as an aware datetime (the author's claim, not the receiver's clock)."""
-        return datetime.fromisoformat(self.ts.replace("Z", "+00:00"))
+        return self._at
 
     def verify(self, key: PublicKey) -> None:
         """Raise ``bad_signature`` unless ``key`` signed this event."""
