@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any, Union
 
 from protocol.case import Case
+from protocol.config import Matter
 
 
 class CodecError(Exception):
@@ -41,6 +42,39 @@ def _init_fields(cls: type) -> tuple[str, ...] | None:
 
 _PLAIN = frozenset({str, int, bool, type(None)})
 
+# A case carries its catalog entry (``Case.terms``), the same few immutable Matter objects
+# for thousands of cases and most of a fold's bytes: each is encoded once (by identity; the
+# cache keeps the object, so an id is never reused while cached) and decoded once per text.
+_SHARED: tuple[type, ...] = (Matter,)
+_CACHE_LIMIT = 1024
+_encoded_shared: dict[int, tuple[Any, Any]] = {}
+_decoded_shared: dict[tuple[type, str], Any] = {}
+
+
+def _encode_shared(value: Any) -> Any:
+    hit = _encoded_shared.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    kind: type = type(value)
+    names = _init_fields(kind)
+    assert names is not None
+    encoded = {name: _encode(getattr(value, name)) for name in names}
+    if len(_encoded_shared) >= _CACHE_LIMIT:
+        _encoded_shared.clear()
+    _encoded_shared[id(value)] = (value, encoded)
+    return encoded
+
+
+def _decode_shared(tp: type, raw: Any) -> Any:
+    key = (tp, json.dumps(raw, sort_keys=True, ensure_ascii=False))
+    hit = _decoded_shared.get(key)
+    if hit is None:
+        hit = _decode_fields(tp, raw)
+        if len(_decoded_shared) >= _CACHE_LIMIT:
+            _decoded_shared.clear()
+        _decoded_shared[key] = hit
+    return hit
+
 
 def _encode(value: Any) -> Any:
     # Exact types first: a fold is mostly dataclasses and plain scalars (a case encodes on
@@ -48,6 +82,8 @@ def _encode(value: Any) -> Any:
     kind: type = type(value)
     if kind in _PLAIN:
         return value
+    if kind in _SHARED:
+        return _encode_shared(value)
     names = _init_fields(kind)
     if names is not None:
         return {name: _encode(getattr(value, name)) for name in names}
@@ -65,6 +101,26 @@ def _encode(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, bool)):
         return value
     raise CodecError(f"cannot encode {type(value).__name__}")
+
+
+def _decode_fields(tp: type, raw: dict[str, Any]) -> Any:
+    hints = _hints(tp)
+    kwargs = {
+        f.name: _decode(hints[f.name], raw[f.name])
+        for f in dataclasses.fields(tp)
+        if f.init and f.name in raw
+    }
+    missing = [
+        f.name
+        for f in dataclasses.fields(tp)
+        if f.init
+        and f.name not in raw
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise CodecError(f"{tp.__name__} lacks {missing}")
+    return tp(**kwargs)
 
 
 def _decode(tp: Any, raw: Any) -> Any:
@@ -99,23 +155,9 @@ def _decode(tp: Any, raw: Any) -> Any:
         if dataclasses.is_dataclass(tp):
             if not isinstance(raw, dict):
                 raise CodecError(f"expected an object for {tp.__name__}")
-            hints = _hints(tp)
-            kwargs = {
-                f.name: _decode(hints[f.name], raw[f.name])
-                for f in dataclasses.fields(tp)
-                if f.init and f.name in raw
-            }
-            missing = [
-                f.name
-                for f in dataclasses.fields(tp)
-                if f.init
-                and f.name not in raw
-                and f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING
-            ]
-            if missing:
-                raise CodecError(f"{tp.__name__} lacks {missing}")
-            return tp(**kwargs)
+            if tp in _SHARED:
+                return _decode_shared(tp, raw)
+            return _decode_fields(tp, raw)
         if issubclass(tp, Enum):
             return tp(raw)
         if tp is datetime:
@@ -135,9 +177,73 @@ def _decode(tp: Any, raw: Any) -> Any:
     raise CodecError(f"cannot decode {tp}")
 
 
+# -- the compiled encoder ------------------------------------------------------------------
+#
+# A hub encodes a case on every event it folds. Walking the value with :func:`_encode` costs
+# a call and a type test per field; instead each dataclass gets a function compiled from its
+# type hints (as ``dataclasses`` compiles ``__init__``) that builds the same JSON value
+# directly. Anything the hints do not pin down (``Any``, unions of several types) goes
+# through :func:`_encode`, so the two always agree (tests/hub/test_casecodec.py).
+
+_IDENTITY = (str, int, bool, type(None))
+
+
+def _expression(tp: Any, src: str, names: dict[str, Any], depth: int = 0) -> str:
+    """Python source of the JSON value of ``src``, an expression of type ``tp``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp in _IDENTITY or origin is typing.Literal:
+        return src
+    if origin in (Union, types.UnionType):
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1 and len(args) == 2:
+            inner = _expression(others[0], src, names, depth)
+            return src if inner == src else f"(None if {src} is None else {inner})"
+    elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = f"_x{depth}"
+        inner = _expression(args[0], item, names, depth + 1)
+        return f"list({src})" if inner == item else f"[{inner} for {item} in {src}]"
+    elif isinstance(tp, type):
+        if tp in _SHARED:
+            return f"_encode_shared({src})"
+        if dataclasses.is_dataclass(tp):
+            name = f"_enc_{tp.__name__}"
+            names[name] = _compiled(tp)
+            return f"{name}({src})"
+        if issubclass(tp, Enum):
+            return f"{src}.value"
+        if tp in (datetime, date):
+            return f"{src}.isoformat()"
+    return f"_encode({src})"
+
+
+@cache
+def _compiled(cls: type) -> Any:
+    """The compiled encoder of dataclass ``cls`` (see above)."""
+    names: dict[str, Any] = {"_encode": _encode, "_encode_shared": _encode_shared}
+    hints = _hints(cls)
+    fields = _init_fields(cls) or ()
+    entries = ", ".join(f"{f!r}: {_expression(hints[f], f'v.{f}', names)}" for f in fields)
+    exec(f"def encode(v):\n    return {{{entries}}}\n", names)
+    return names["encode"]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_terms_text: dict[int, tuple[Matter, str]] = {}
+
+
 def encode_case(case: Case) -> str:
-    """JSON text of a folded case."""
-    return json.dumps(_encode(case), ensure_ascii=False, separators=(",", ":"))
+    """JSON text of a folded case (its catalog entry's text written once per entry)."""
+    value = _compiled(Case)(case)
+    del value["terms"]
+    hit = _terms_text.get(id(case.terms))
+    if hit is None or hit[0] is not case.terms:
+        if len(_terms_text) >= _CACHE_LIMIT:
+            _terms_text.clear()
+        hit = _terms_text[id(case.terms)] = (case.terms, _dumps(_encode_shared(case.terms)))
+    return _dumps(value)[:-1] + ',"terms":' + hit[1] + "}"
 
 
 def decode_case(text: str) -> Case:

@@ -259,7 +259,8 @@ def fold_many_txn(
         record = records[number]
         case = cases[number]
         if number in folded and case is not None:
-            record = _record(case, record, at)
-        changed.append(replace(record, updated_at=at))
+            changed.append(_record(case, record, at))
+        else:
+            changed.append(replace(record, updated_at=at))
     store.save_cases_txn(c, changed)
     return outcomes
