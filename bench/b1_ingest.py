@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from ops.launch import Proc, free_port
+from protocol.event import Event
 from protocol.http.client import PeerClient
 
 from .common import (
@@ -35,7 +35,7 @@ BATCH = 50
 
 
 async def _push_all(
-    urls: list[str], stations: list[SimStation], batches: dict[str, list[list[dict[str, Any]]]]
+    urls: list[str], stations: list[SimStation], batches: dict[str, list[list[Event]]]
 ) -> tuple[int, float]:
     """Every author pushes its batches in order (authors concurrently); events in custody."""
     custody = 0
@@ -47,7 +47,7 @@ async def _push_all(
             nonlocal custody
             client = PeerClient(urls[i % len(urls)], st.id, st.key, http, timeout=120)
             for batch in batches[st.id]:
-                ack = await client.push(batch)
+                ack = await client.push_events(batch)
                 assert not ack.get("rejects"), ack
                 custody += len(batch)
             assert ack["custody"][st.id] == st.seq
@@ -57,12 +57,10 @@ async def _push_all(
         return custody, time.perf_counter() - started
 
 
-def _make_batches(
-    stations: list[SimStation], per_author: int
-) -> dict[str, list[list[dict[str, Any]]]]:
-    out: dict[str, list[list[dict[str, Any]]]] = {}
+def _make_batches(stations: list[SimStation], per_author: int) -> dict[str, list[list[Event]]]:
+    out: dict[str, list[list[Event]]] = {}
     for st in stations:
-        events = [st.submit().to_dict() for _ in range(per_author)]
+        events = [st.submit() for _ in range(per_author)]
         out[st.id] = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
     return out
 

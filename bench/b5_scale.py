@@ -72,10 +72,10 @@ async def run(root: Path, progress: Progress) -> Result:
             gate = asyncio.Semaphore(concurrency)
 
             async def one(st: SimStation, client: PeerClient) -> None:
-                event = st.submit().to_dict()
+                event = st.submit()
                 async with gate:
                     t0 = time.perf_counter()
-                    await client.push([event])
+                    await client.push_events([event])
                     t1 = time.perf_counter()
                     await client.feed(None, 0)
                     t2 = time.perf_counter()

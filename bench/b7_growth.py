@@ -122,7 +122,7 @@ async def run(root: Path, progress: Progress) -> Result:
                 # One real event per station first: its wire and its case's fold are the
                 # templates of the bulk rows.
                 pairs = zip(stations, clients, strict=True)
-                await asyncio.gather(*(c.push([s.submit().to_dict()]) for s, c in pairs))
+                await asyncio.gather(*(c.push_events([s.submit()]) for s, c in pairs))
                 template = await conn.fetchrow(
                     "SELECT e.wire, c.fold FROM events e JOIN cases c ON c.number = e.case_no"
                     " LIMIT 1"
@@ -141,9 +141,9 @@ async def run(root: Path, progress: Progress) -> Result:
                     feed_lat: list[float] = []
                     for i in range(SAMPLES):
                         st, client = stations[i % AUTHORS], clients[i % AUTHORS]
-                        event = st.submit().to_dict()
+                        event = st.submit()
                         t1 = time.perf_counter()
-                        await client.push([event])
+                        await client.push_events([event])
                         t2 = time.perf_counter()
                         head = await conn.fetchval(
                             "SELECT pos FROM feed_heads WHERE recipient = $1", st.id

@@ -45,7 +45,7 @@ from protocol.sync import Ack, FeedPage, PushSession
 from .core import Hub
 from .logs import log
 from .services import supervision
-from .services.ingest import ingest_txn, record_effects
+from .services.ingest import ingest_txn, record_effects, screen_batch
 from .services.push import index_events
 from .services.receipts import sign_due
 
@@ -299,7 +299,7 @@ class RelayJobs:
         """One push request, its round trip observed in ``tongban_hub_sync_latency_seconds``."""
         kind = "parent" if destination == self._parent() else "peer"
         started = time.monotonic()
-        answer = await client.push([e.to_dict() for e in events])
+        answer = await client.push_events(events)
         self.hub.metrics.sync_latency.labels(kind).observe(time.monotonic() - started)
         return answer
 
@@ -379,6 +379,7 @@ class RelayJobs:
         offered, undecodable = index_events(answer["events"], list(page.events), rejects)
         federation = self.hub.view.require()
         at = self.hub.now()
+        screened = await screen_batch(federation, offered, lambda _event: "relay", at)
 
         def txn(c: Connection) -> Any:
             intake = ingest_txn(
@@ -387,9 +388,8 @@ class RelayJobs:
                 self.hub.me,
                 c,
                 source=parent,
-                offered=offered,
+                screened=screened,
                 undecodable=undecodable,
-                mode_of=lambda _event: "relay",
                 at=at,
                 label="parent_feed",
             )

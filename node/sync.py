@@ -374,9 +374,7 @@ class SyncEngine:
         taken = 0
         while (batch := session.next_batch()) is not None:
             try:
-                answer = await self._request(
-                    "push", self.peer.push([e.to_dict() for e in batch.events])
-                )
+                answer = await self._request("push", self.peer.push_events(batch.events))
                 outcome = session.on_ack(Ack.from_dict(answer))
             except (PeerFailure, ProtocolError):
                 session.on_failure()

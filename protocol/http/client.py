@@ -16,7 +16,7 @@ import contextlib
 import gzip
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import aiohttp
@@ -24,6 +24,7 @@ from yarl import URL
 
 from ..encoding import canonical, loads_strict
 from ..errors import ProtocolError
+from ..event import Event
 from ..keys import KeyPair
 from .blobs import check_hash, sha256_hex
 from .clock import CLOCK_HEADER, PeerClock
@@ -109,8 +110,16 @@ class PeerClient:
 
     async def push(self, events_json: list[dict[str, Any]]) -> dict[str, Any]:
         """POST /v1/push a batch of wire-form events; return the peer's acknowledgement."""
+        return await self._push(canonical({"events": events_json}))
+
+    async def push_events(self, events: Sequence[Event]) -> dict[str, Any]:
+        """:meth:`push` of signed events: the body is made of their canonical wire bytes as
+        they are (the JCS of ``{"events": [...]}`` is exactly that), nothing re-encoded."""
+        return await self._push(b'{"events":[' + b",".join(e.wire_bytes for e in events) + b"]}")
+
+    async def _push(self, batch: bytes) -> dict[str, Any]:
         # mtime=0 keeps the bytes (and so the digest) a pure function of the batch.
-        body = gzip.compress(canonical({"events": events_json}), mtime=0)
+        body = gzip.compress(batch, mtime=0)
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         # 422 means no event of the batch was taken; its body is still the ack, with the
         # reason of every reject, which the caller needs to quarantine them.
