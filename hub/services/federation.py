@@ -58,6 +58,8 @@ class FederationView:
         self.city = city
         self._anchors = list(anchors)
         self._monotonic = monotonic
+        #: Called after a new config was loaded (``hub run`` settles the heap there).
+        self.loaded: Callable[[], None] = lambda: None
         self._checked = float("-inf")
         self._serials: dict[str, int] = {}
         self._texts: dict[str, str] = {}
@@ -159,6 +161,7 @@ class FederationView:
                 for grant in member.keys:
                     kids.setdefault(grant.kid, []).append(member.id)
         self._kids = kids
+        self.loaded()
 
     # -- adopting ----------------------------------------------------------------------
 
