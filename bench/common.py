@@ -247,6 +247,7 @@ def ed25519_verifications_per_second(seconds: float = 1.0) -> float:
 
 
 PROFILE = [False]  # set by __main__ (--profile): py-spy the hub during the measured phase
+PYSPY_RATE = int(os.environ.get("TONGBAN_PYSPY_RATE", "250"))  # samples per second
 
 
 class Profiler:
@@ -263,7 +264,7 @@ class Profiler:
         )
         if PROFILE[0] and spy:
             self.proc = await asyncio.create_subprocess_exec(
-                spy, "record", "--pid", str(self.pid), "--rate", "100", "--format", "raw",
+                spy, "record", "--pid", str(self.pid), "--rate", str(PYSPY_RATE), "--format", "raw",
                 "--output", str(self.out), "--nonblocking",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
