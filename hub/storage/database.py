@@ -10,6 +10,11 @@ to it must have no side effects outside the database (notify after it returns).
 SQLite: WAL, ``synchronous=FULL`` (an acknowledged event survives a power cut),
 ``foreign_keys``, ``busy_timeout``; write transactions start with ``BEGIN IMMEDIATE`` so a
 read-then-write never fails half way on a lock upgrade.
+
+PostgreSQL: every round trip counts (a busy hub's time went to socket writes), so a read
+(:meth:`Database.read`) runs in autocommit mode, without BEGIN and COMMIT: under READ
+COMMITTED each statement has its own snapshot anyway. A pooled connection is checked by
+the driver's view of its socket, not by a query.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 P = ParamSpec("P")
@@ -51,9 +56,19 @@ def make_engine(url: str) -> AsyncEngine:
     # connect and loses the prepared statements of the one before (a pool that overflows
     # under load does exactly that). Requests beyond the pool wait for a connection; more
     # concurrent transactions than this would only queue inside PostgreSQL.
-    return create_async_engine(
-        url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=60, pool_pre_ping=True
-    )
+    engine = create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=60)
+    _postgres_setup(engine)
+    return engine
+
+
+def _postgres_setup(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # A restarted server closed its connections; the driver saw the socket close. The
+        # pool's own pre-ping would ask the server instead: three round trips (BEGIN, a
+        # query, ROLLBACK) before every transaction.
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this connection")
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:
@@ -129,7 +144,11 @@ class Database:
         while True:
             try:
                 async with self.engine.connect() as conn:
-                    if readonly:
+                    if readonly and self.dialect == "postgresql":
+                        # Each statement reads its own snapshot under READ COMMITTED anyway:
+                        # without BEGIN and COMMIT a read is one round trip, not three.
+                        await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    elif readonly:
                         await conn.execution_options(**{READONLY: True})
                     async with conn.begin():
                         return await conn.run_sync(lambda c: fn(c, *args, **kwargs))
