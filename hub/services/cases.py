@@ -9,7 +9,7 @@ case (``rejected``, ``last_error``) and raised as an alert for people to sort ou
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,6 +90,21 @@ def load_case_txn(
     if record is None:
         return None, None
     return record, _decoded(store, c, federation, record)
+
+
+def load_cases_txn(
+    store: HubStore, c: Connection, federation: Federation, numbers: Iterable[str], *, lock: bool
+) -> dict[str, tuple[CaseRecord, Case]]:
+    """:func:`load_case_txn` of many cases: one read (locked in number order with ``lock``)."""
+    records = store.cases_by_number_txn(c, numbers, lock=lock)
+    return {n: (r, _decoded(store, c, federation, r)) for n, r in records.items()}
+
+
+def save_folds_txn(
+    store: HubStore, c: Connection, folds: Iterable[tuple[Case, CaseRecord | None]], at: datetime
+) -> None:
+    """Save cases folded in memory (each with its record as loaded), one statement."""
+    store.save_cases_txn(c, [_record(case, record, at) for case, record in folds])
 
 
 def _decoded(store: HubStore, c: Connection, federation: Federation, record: CaseRecord) -> Case:

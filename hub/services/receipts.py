@@ -12,9 +12,10 @@ across tiers and cities; the window folds it and shows "已送达审批部门".
    department of this hub and folded, is written to ``receipt_due`` in the same
    transaction that took it into custody (nothing owed is lost on a crash).
 2. :func:`sign_due` (the ``receipts`` job, and tests) signs the receipts whose blobs are all
-   held, one per transaction, locking the case before the chain head as the workbench does;
-   due rows another worker holds are skipped (``SKIP LOCKED``), so several workers sign each
-   receipt once. A receipt the fold refuses (already confirmed) just clears the row.
+   held, up to :data:`RECEIPT_BATCH` per transaction (one commit, not one each), locking the
+   cases before the chain head as the workbench does; due rows another worker holds are
+   skipped (``SKIP LOCKED``), so several workers sign each receipt once. A receipt the fold
+   refuses (already confirmed) just clears the row.
 """
 
 from __future__ import annotations
@@ -24,19 +25,20 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
-from protocol.case import CaseRejected
+from protocol.case import Case, CaseFolder, CaseRejected
 from protocol.config import Federation
 from protocol.event import Event
 from protocol.ids import member_of
 
 from ..storage.track import drop_receipt_due_txn, receipts_due_txn
-from .cases import FoldOutcome, fold_txn, load_case_txn
+from .cases import FoldOutcome, load_cases_txn, save_folds_txn
 
 if TYPE_CHECKING:
     from ..core import Hub
     from .ingest import Effects, Router
 
 RECEIPT: str = "case.received"
+RECEIPT_BATCH = 100  # receipts signed in one transaction
 
 
 def note_txn(router: Router, event: Event, outcome: FoldOutcome) -> None:
@@ -52,60 +54,75 @@ def note_txn(router: Router, event: Event, outcome: FoldOutcome) -> None:
         router.owe_receipt(event.id, event.case)
 
 
-def _sign_one_txn(
-    c: Connection, hub: Hub, federation: Federation, at: datetime
-) -> tuple[bool, Effects | None]:
-    """Sign the oldest due receipt: (whether a row was taken, what the commit means)."""
+def _sign_batch_txn(
+    c: Connection, hub: Hub, federation: Federation, at: datetime, limit: int
+) -> tuple[int, Effects | None]:
+    """Sign up to ``limit`` of the oldest due receipts in one transaction: (rows taken, what
+    the commit means). The cases are locked (in number order) before the hub's chain head,
+    as the workbench does."""
     from .ingest import Router  # ingest imports this module for its hook
 
-    due = receipts_due_txn(c, 1)
+    due = receipts_due_txn(c, limit)
     if not due:
-        return False, None
-    event_id, number, wire = due[0]
-    drop_receipt_due_txn(c, [event_id])
-    _, case = load_case_txn(hub.store, c, federation, number, lock=True)
-    if case is None:
-        return True, None
+        return 0, None
+    drop_receipt_due_txn(c, [event_id for event_id, _, _ in due])
+    held = load_cases_txn(hub.store, c, federation, {number for _, number, _ in due}, lock=True)
     head_seq, head_id = hub.store.chain_head_txn(c, hub.me)
-    receipt = Event.create(
-        hub.key,
-        author=hub.me,
-        seq=head_seq + 1,
-        prev=head_id,
-        ts=at.isoformat(timespec="seconds"),
-        type=RECEIPT,
-        case=number,
-        to=(Event.from_json(wire).author,),
-        body={"event": event_id},
-    )
-    try:
-        fold_txn(hub.store, c, federation, receipt, at, strict=True)
-    except CaseRejected:
-        return True, None  # already confirmed: nothing to sign
+    folder = CaseFolder(federation)
+    folded: dict[str, Case] = {}
     router = Router(hub.store, federation, hub.me, c, source=hub.me, at=at)
-    router.store_event(receipt, mode="own", fold=False)
-    hub.store.set_chain_head_txn(c, hub.me, receipt.seq, receipt.id)
+    ts = at.isoformat(timespec="seconds")
+    for event_id, number, author in due:
+        case = folded.get(number) or (held[number][1] if number in held else None)
+        if case is None:
+            continue
+        receipt = Event.create(
+            hub.key,
+            author=hub.me,
+            seq=head_seq + 1,
+            prev=head_id,
+            ts=ts,
+            type=RECEIPT,
+            case=number,
+            to=(author,),
+            body={"event": event_id},
+        )
+        try:
+            folded[number] = folder.apply(case, receipt)
+        except CaseRejected:
+            continue  # already confirmed: nothing to sign
+        router.store_event(receipt, mode="own", fold=False)
+        router.effects.note("receipt.signed", case=number, event_id=event_id[:16])
+        head_seq, head_id = receipt.seq, receipt.id
+    if not folded:
+        return len(due), None
+    save_folds_txn(hub.store, c, [(case, held[n][0]) for n, case in folded.items()], at)
+    assert head_id is not None
+    hub.store.set_chain_head_txn(c, hub.me, head_seq, head_id)
     effects = router.flush()
     me = federation.home.members.get(hub.me)
     effects.relay = effects.relay or (me is not None and me.parent is not None)
-    effects.note("receipt.signed", case=number, event_id=event_id[:16])
-    return True, effects
+    return len(due), effects
 
 
 async def sign_due(hub: Hub, limit: int = 200) -> int:
-    """Sign the receipts now due (blobs all held); returns how many were signed."""
+    """Sign the receipts now due (blobs all held), a batch per transaction; how many."""
     from .ingest import record_effects
 
     federation = hub.view.federation
     if federation is None:
         return 0
-    signed = 0
-    for _ in range(limit):
-        more, effects = await hub.db.run("receipt", _sign_one_txn, hub, federation, hub.now())
+    signed = taken = 0
+    while taken < limit:
+        batch = min(RECEIPT_BATCH, limit - taken)
+        rows, effects = await hub.db.run(
+            "receipt", _sign_batch_txn, hub, federation, hub.now(), batch
+        )
+        taken += rows
         if effects is not None:
             hub.committed(effects.recipients, effects.relay)
             record_effects(hub.metrics, effects)
-            signed += 1
-        if not more:
+            signed += effects.received["own"]
+        if rows < batch:
             break
     return signed

@@ -20,23 +20,24 @@ def note_receipts_due_txn(c: Connection, owed: Sequence[tuple[str, str]], at: da
     insert_ignore_many(c, ReceiptDueRow, rows)
 
 
-def receipts_due_txn(c: Connection, limit: int) -> list[tuple[str, str, bytes]]:
+def receipts_due_txn(c: Connection, limit: int) -> list[tuple[str, str, str]]:
     """Due receipts whose event's blobs are all held here, oldest first, as (event id, case
-    number, event wire); rows another worker is signing are skipped (``SKIP LOCKED``)."""
+    number, the event's author); rows another worker is signing are skipped (``SKIP
+    LOCKED``)."""
     missing = (
         select(EventBlobRow.event_id)
         .where(EventBlobRow.event_id == ReceiptDueRow.event_id)
         .where(~select(BlobRow.hash).where(BlobRow.hash == EventBlobRow.blob).exists())
     )
     stmt = (
-        select(ReceiptDueRow.event_id, ReceiptDueRow.case_no, EventRow.wire)
+        select(ReceiptDueRow.event_id, ReceiptDueRow.case_no, EventRow.author)
         .join(EventRow, EventRow.id == ReceiptDueRow.event_id)
         .where(~missing.exists())
         .order_by(ReceiptDueRow.since, ReceiptDueRow.event_id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=_table(ReceiptDueRow))
     )
-    return [(r.event_id, r.case_no, r.wire) for r in c.execute(stmt)]
+    return [(r.event_id, r.case_no, r.author) for r in c.execute(stmt)]
 
 
 def receipts_waiting_txn(c: Connection) -> int:
