@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -65,6 +65,22 @@ def _insert(c: Connection, model: Any) -> Any:
     return pg_insert(table) if c.dialect.name == "postgresql" else sqlite_insert(table)
 
 
+T = TypeVar("T")
+_STATEMENTS: dict[Hashable, Any] = {}
+
+
+def _cached(key: Hashable, build: Callable[[], T]) -> T:
+    """A statement built once per key (SQL text is fixed; values go in bind parameters).
+
+    Building a SQLAlchemy statement and its cache key costs about as much as running it
+    (measured: ~180 µs of ~380 µs), and the hot paths run a dozen per request.
+    """
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = build()
+    return found
+
+
 def insert_ignore(c: Connection, model: Any, **values: Any) -> bool:
     """Insert a row unless it clashes with a unique key; True when a row was inserted."""
     result = c.execute(_insert(c, model).values(**values).on_conflict_do_nothing())
@@ -81,7 +97,8 @@ def upsert(c: Connection, model: Any, keys: Sequence[str], **values: Any) -> Non
 def insert_ignore_many(c: Connection, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows, skipping those that clash with a unique key (one statement)."""
     if rows:
-        c.execute(_insert(c, model).on_conflict_do_nothing(), list(rows))
+        key = ("insert_ignore", c.dialect.name, model)
+        c.execute(_cached(key, lambda: _insert(c, model).on_conflict_do_nothing()), list(rows))
 
 
 def upsert_many(
@@ -90,9 +107,14 @@ def upsert_many(
     """Insert or update many rows with the same columns, keyed by ``keys`` (one statement)."""
     if not rows:
         return
-    stmt = _insert(c, model)
-    changes = {k: stmt.excluded[k] for k in rows[0] if k not in keys}
-    c.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changes), list(rows))
+
+    def build() -> Any:
+        stmt = _insert(c, model)
+        changes = {k: stmt.excluded[k] for k in rows[0] if k not in keys}
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)
+
+    key = ("upsert", c.dialect.name, model, tuple(keys), tuple(rows[0]))
+    c.execute(_cached(key, build), list(rows))
 
 
 # Row-value IN lists are cut to this many entries (SQLite binds at most 32,766 parameters).
@@ -273,12 +295,16 @@ class HubStore:
         """(seq, id) of each author's chain head, locked in author order; absent: none yet."""
         if not authors:
             return {}
-        rows = c.execute(
-            select(ChainHeadRow.author, ChainHeadRow.seq, ChainHeadRow.id)
-            .where(ChainHeadRow.author.in_(sorted(set(authors))))
-            .order_by(ChainHeadRow.author)
-            .with_for_update()
+        stmt = _cached(
+            "chain_heads",
+            lambda: (
+                select(ChainHeadRow.author, ChainHeadRow.seq, ChainHeadRow.id)
+                .where(ChainHeadRow.author.in_(bindparam("authors", expanding=True)))
+                .order_by(ChainHeadRow.author)
+                .with_for_update()
+            ),
         )
+        rows = c.execute(stmt, {"authors": sorted(set(authors))})
         return {row.author: (row.seq, row.id) for row in rows}
 
     def set_chain_head_txn(self, c: Connection, author: str, seq: int, event_id: str) -> None:
@@ -335,13 +361,14 @@ class HubStore:
         """Ids of the events held at these (author, seq) slots, one query for a whole batch."""
         wanted = sorted(set(slots))
         found: dict[tuple[str, int], str] = {}
+        stmt = _cached(
+            "held_ids",
+            lambda: select(EventRow.author, EventRow.seq, EventRow.id).where(
+                tuple_(EventRow.author, EventRow.seq).in_(bindparam("slots", expanding=True))
+            ),
+        )
         for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
-            rows = c.execute(
-                select(EventRow.author, EventRow.seq, EventRow.id).where(
-                    tuple_(EventRow.author, EventRow.seq).in_(chunk)
-                )
-            )
+            rows = c.execute(stmt, {"slots": wanted[start : start + _IN_CHUNK]})
             found.update({(row.author, row.seq): row.id for row in rows})
         return found
 
@@ -360,7 +387,7 @@ class HubStore:
         if not events:
             return
         c.execute(
-            _table(EventRow).insert(),
+            _cached("insert_events", _table(EventRow).insert),
             [
                 {
                     "id": event.id,
@@ -576,52 +603,80 @@ class HubStore:
     def append_feed_txn(self, c: Connection, entries: Mapping[str, Sequence[str]]) -> list[str]:
         """Append event ids to recipients' feeds; returns the recipients that got new entries.
 
-        Positions come from the recipient's feed head, locked until commit, so positions
-        commit in order and a reader can never see position n+1 before n.
+        Positions come from each recipient's feed head, locked (in recipient order) until
+        commit, so positions commit in order and a reader can never see position n+1 before
+        n. A few statements for all recipients together: a batch of receipts goes to as many
+        windows as it has receipts.
         """
-        touched: list[str] = []
-        for recipient in sorted(entries):
-            ids = list(dict.fromkeys(entries[recipient]))
-            if not ids:
-                continue
-            held = set(
-                c.execute(
-                    select(FeedEntryRow.event_id).where(
-                        FeedEntryRow.recipient == recipient, FeedEntryRow.event_id.in_(ids)
-                    )
-                ).scalars()
-            )
-            fresh = [i for i in ids if i not in held]
-            if not fresh:
-                continue
-            insert_ignore(c, FeedHeadRow, recipient=recipient, pos=0)
-            pos = c.execute(
-                select(FeedHeadRow.pos).where(FeedHeadRow.recipient == recipient).with_for_update()
-            ).scalar_one()
-            rows = [
-                {"recipient": recipient, "pos": pos + n, "event_id": event_id}
-                for n, event_id in enumerate(fresh, start=1)
-            ]
-            c.execute(_table(FeedEntryRow).insert(), rows)
-            c.execute(
+        wanted = {r: list(dict.fromkeys(ids)) for r, ids in sorted(entries.items()) if ids}
+        if not wanted:
+            return []
+        pairs = [(r, i) for r, ids in wanted.items() for i in ids]
+        held_stmt = _cached(
+            "feed_held",
+            lambda: select(FeedEntryRow.recipient, FeedEntryRow.event_id).where(
+                tuple_(FeedEntryRow.recipient, FeedEntryRow.event_id).in_(
+                    bindparam("pairs", expanding=True)
+                )
+            ),
+        )
+        held: set[tuple[str, str]] = set()
+        for start in range(0, len(pairs), _IN_CHUNK):
+            found = c.execute(held_stmt, {"pairs": pairs[start : start + _IN_CHUNK]})
+            held.update((row.recipient, row.event_id) for row in found)
+        fresh = {r: [i for i in ids if (r, i) not in held] for r, ids in wanted.items()}
+        touched = [r for r, ids in fresh.items() if ids]
+        if not touched:
+            return []
+        insert_ignore_many(c, FeedHeadRow, [{"recipient": r, "pos": 0} for r in touched])
+        heads_stmt = _cached(
+            "feed_heads_locked",
+            lambda: (
+                select(FeedHeadRow.recipient, FeedHeadRow.pos)
+                .where(FeedHeadRow.recipient.in_(bindparam("recipients", expanding=True)))
+                .order_by(FeedHeadRow.recipient)
+                .with_for_update()
+            ),
+        )
+        heads: dict[str, int] = {}
+        for start in range(0, len(touched), _IN_CHUNK):
+            chunk = touched[start : start + _IN_CHUNK]
+            heads.update({r.recipient: r.pos for r in c.execute(heads_stmt, {"recipients": chunk})})
+        rows = [
+            {"recipient": r, "pos": heads[r] + n, "event_id": event_id}
+            for r in touched
+            for n, event_id in enumerate(fresh[r], start=1)
+        ]
+        c.execute(_cached("insert_feed", _table(FeedEntryRow).insert), rows)
+        move = _cached(
+            "move_feed_head",
+            lambda: (
                 update(_table(FeedHeadRow))
-                .where(FeedHeadRow.recipient == recipient)
-                .values(pos=pos + len(fresh))
-            )
-            touched.append(recipient)
+                .where(FeedHeadRow.recipient == bindparam("r"))
+                .values(pos=bindparam("p"))
+            ),
+        )
+        c.execute(move, [{"r": r, "p": heads[r] + len(fresh[r])} for r in touched])
         return touched
 
     def feed_page_txn(
         self, c: Connection, recipient: str, after: int, limit: int, max_bytes: int
     ) -> tuple[list[tuple[int, bytes]], bool]:
         """Entries after ``after`` (≤ ``limit`` and ``max_bytes``) and whether more remain."""
-        rows = c.execute(
-            select(FeedEntryRow.pos, EventRow.wire)
-            .join(EventRow, EventRow.id == FeedEntryRow.event_id)
-            .where(FeedEntryRow.recipient == recipient, FeedEntryRow.pos > after)
-            .order_by(FeedEntryRow.pos)
-            .limit(limit + 1)
-        ).all()
+        stmt = _cached(
+            "feed_page",
+            lambda: (
+                select(FeedEntryRow.pos, EventRow.wire)
+                .join(EventRow, EventRow.id == FeedEntryRow.event_id)
+                .where(
+                    FeedEntryRow.recipient == bindparam("recipient"),
+                    FeedEntryRow.pos > bindparam("after"),
+                )
+                .order_by(FeedEntryRow.pos)
+                .limit(bindparam("limit"))
+            ),
+        )
+        rows = c.execute(stmt, {"recipient": recipient, "after": after, "limit": limit + 1}).all()
         page: list[tuple[int, bytes]] = []
         size = 0
         for row in rows[:limit]:
@@ -639,12 +694,17 @@ class HubStore:
         )
 
     def feed_heads_txn(self, c: Connection, recipients: Sequence[str]) -> dict[str, int]:
-        rows = c.execute(
-            select(FeedHeadRow.recipient, FeedHeadRow.pos).where(
-                FeedHeadRow.recipient.in_(list(recipients))
-            )
+        stmt = _cached(
+            "feed_heads",
+            lambda: select(FeedHeadRow.recipient, FeedHeadRow.pos).where(
+                FeedHeadRow.recipient.in_(bindparam("recipients", expanding=True))
+            ),
         )
-        return {r.recipient: r.pos for r in rows}
+        found: dict[str, int] = {}
+        for start in range(0, len(recipients), _IN_CHUNK):
+            chunk = list(recipients[start : start + _IN_CHUNK])
+            found.update({r.recipient: r.pos for r in c.execute(stmt, {"recipients": chunk})})
+        return found
 
     async def feed_heads(self, recipients: list[str]) -> dict[str, int]:
         """Last position of each recipient's feed (the long-poll watcher's one query)."""
@@ -1023,8 +1083,15 @@ class HubStore:
         wanted = sorted(set(numbers))
         if not wanted:
             return {}
-        stmt = select(_table(CaseRow)).where(CaseRow.number.in_(wanted)).order_by(CaseRow.number)
-        rows = c.execute(stmt.with_for_update() if lock else stmt)
+
+        def build() -> Any:
+            stmt = select(_table(CaseRow)).where(
+                CaseRow.number.in_(bindparam("numbers", expanding=True))
+            )
+            stmt = stmt.order_by(CaseRow.number)
+            return stmt.with_for_update() if lock else stmt
+
+        rows = c.execute(_cached(("cases_by_number", lock), build), {"numbers": wanted})
         return {row.number: _case(row) for row in rows}
 
     def save_cases_txn(self, c: Connection, records: Sequence[CaseRecord]) -> None:
@@ -1230,8 +1297,12 @@ class HubStore:
 
     def peer_skew_txn(self, c: Connection, member: str) -> int | None:
         """Seconds to add to ``member``'s clock to get ours, if it ever told us its clock."""
-        value = c.execute(select(PeerClockRow.skew).where(PeerClockRow.member == member))
-        return value.scalar_one_or_none()
+        stmt = _cached(
+            "peer_skew",
+            lambda: select(PeerClockRow.skew).where(PeerClockRow.member == bindparam("member")),
+        )
+        skew: int | None = c.execute(stmt, {"member": member}).scalar_one_or_none()
+        return skew
 
     async def peer_clocks(self) -> list[tuple[str, int, datetime]]:
         """Every member's last known clock skew: (member, skew seconds, seen at)."""
