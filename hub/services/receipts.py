@@ -1,16 +1,20 @@
-"""送达回执: the end-to-end receipt a window gets once its event is in custody here.
+"""送达回执: the end-to-end receipt this hub owes for events addressed to it.
 
 Theory of operation
 -------------------
-Custody is per hop (protocol §5); the window also wants to know that its application has
-*arrived*: that the hub hosting the competent authority holds the ``case.submitted`` and
-every material it names. That hub signs ``case.received`` (``body.event``: the id held) in
-its own chain, ``to`` the event's author, and it travels back like any event, hop by hop,
-across tiers and cities; the window folds it and shows "已送达审批部门".
+Custody is per hop (protocol §5); the author of an event also wants to know that it has
+*arrived*. The fold says who owes what (:mod:`protocol.case`: every event but a receipt is
+owed one ``case.received`` by each member it is addressed to, ``Case.awaiting``); the same
+rule runs at stations (:mod:`node.services.receipts`). Here it means a window's event for a
+department of this hub (the application, 补正 and 补办 materials, 出件 …): this hub signs
+``case.received`` (``body.event``: the id held) in its own chain, ``to`` the event's author,
+and it travels back like any event, hop by hop, across tiers and cities; the window folds it
+and shows "已送达审批部门". Unlike a station, the hub signs only once it also holds every
+material the event names, since the materials are what the authority reviews.
 
-1. :func:`note_txn` is the ingest hook: an event of another member, delivered to a
-   department of this hub and folded, is written to ``receipt_due`` in the same
-   transaction that took it into custody (nothing owed is lost on a crash).
+1. :func:`note_txn` is the ingest hook: an event whose fold here awaits this hub's receipt
+   is written to ``receipt_due`` in the same transaction that took it into custody
+   (nothing owed is lost on a crash).
 2. :func:`sign_due` (the ``receipts`` job, and tests) signs the receipts whose blobs are all
    held, one per transaction, locking the case before the chain head as the workbench does;
    due rows another worker holds are skipped (``SKIP LOCKED``), so several workers sign each
@@ -24,10 +28,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
-from protocol.case import CaseRejected
+from protocol.case import RECEIPT, CaseRejected, Receipt
 from protocol.config import Federation
 from protocol.event import Event
-from protocol.ids import member_of
 
 from ..storage.track import drop_receipt_due_txn, note_receipt_due_txn, receipts_due_txn
 from .cases import FoldOutcome, fold_txn, load_case_txn
@@ -36,18 +39,15 @@ if TYPE_CHECKING:
     from ..core import Hub
     from .ingest import Effects, Router
 
-RECEIPT: str = "case.received"
-
 
 def note_txn(router: Router, event: Event, outcome: FoldOutcome) -> None:
-    """Ingest hook: owe ``event``'s author a receipt when it was folded at its authority here."""
+    """Ingest hook: note the receipt the folded case awaits from this hub for ``event``."""
     case = outcome.case
     if (
         outcome.rejected is None
         and case is not None
         and event.case is not None
-        and event.author != router.me
-        and member_of(case.authority) == router.me
+        and Receipt(event.id, router.me) in case.awaiting
     ):
         note_receipt_due_txn(router.c, event.id, event.case, router.at)
 

@@ -5,12 +5,17 @@ on the operator's status page and in ``/metrics``."""
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 
 import aiohttp
 import pytest
+from sqlalchemy.engine import Connection
 
-from hub.services import staff
-from hub.services.casecodec import decode_case
+from hub.services import review, staff
+from hub.services.casecodec import CodecError, decode_case
+from hub.services.cases import load_case_txn
+from protocol.case import Case, Receipt
 from protocol.event import Event
 from protocol.sync import FeedPage
 from tests.hub import test_review
@@ -23,6 +28,7 @@ from tests.hub.fed import (
     DISTRICT,
     HP_MZJ,
     PASSWORD,
+    REVIEWER,
     SFJ,
     VILLAGE_A,
     Chain,
@@ -87,6 +93,55 @@ async def test_a_city_receipt_comes_back_down_through_the_district(
     assert await district.jobs.pull_parent(wait=0) == 1
     [receipt] = await receipts_for(district, VILLAGE_A, session)
     assert (receipt.author, receipt.body["event"]) == (CITY, submitted.id)
+
+
+async def test_a_fold_cached_before_receipts_were_owed_is_refolded(
+    start_hub: StartHub, session: aiohttp.ClientSession
+) -> None:
+    """A fold stored by the previous release (receipts as ids, no ``awaiting``) must not
+    decode as a case that awaits nothing: the hub re-folds it from its events, so the
+    window's receipt of an act signed before the upgrade is still taken."""
+    district = await start_hub(DISTRICT)
+    store = district.hub.store
+    chain = Chain(VILLAGE_A)
+    submitted = submit(chain, to=HP_MZJ, blobs={"form": [], "idcard": []})
+    number = submitted.case or ""
+    await district.client(VILLAGE_A, session).push(wire(submitted))
+    assert await district.jobs.sign_receipts() == 1
+    await staff.set_password(district.hub, REVIEWER, PASSWORD)
+    _, reviewer = await staff.login(district.hub, REVIEWER, PASSWORD)
+    accepted = (await review.act(district.hub, reviewer, number, "accept", {}))["event"]
+
+    record = await store.case(number)
+    assert record is not None
+    fold = json.loads(record.fold)
+    assert fold["awaiting"] == [{"event": accepted, "member": VILLAGE_A}]
+    old = {k: v for k, v in fold.items() if k != "awaiting"}
+    old["receipts"] = [r["event"] for r in fold["receipts"]]
+    for shape in (old, {**old, "receipts": []}):
+        with pytest.raises(CodecError):
+            decode_case(json.dumps(shape, ensure_ascii=False))
+
+    def downgrade(c: Connection) -> None:
+        store.save_case_txn(c, replace(record, fold=json.dumps(old, ensure_ascii=False)))
+
+    def load(c: Connection) -> Case | None:
+        federation = district.hub.view.require()
+        return load_case_txn(store, c, federation, number, lock=False)[1]
+
+    await district.hub.db.run("test", downgrade)
+    refolded = await district.hub.db.run("test", load)
+    assert refolded is not None
+    assert refolded.awaiting == (Receipt(accepted, VILLAGE_A),)
+    assert refolded.receipts == (Receipt(submitted.id, DISTRICT),)
+
+    receipt = chain.next("case.received", case=number, to=(DISTRICT,), body={"event": accepted})
+    await district.client(VILLAGE_A, session).push(wire(receipt))
+    record = await store.case(number)
+    assert record is not None and record.rejected == []
+    case = decode_case(record.fold)
+    assert case.awaiting == () and Receipt(accepted, VILLAGE_A) in case.receipts
+    assert await district.jobs.sign_receipts() == 0  # a receipt is owed no receipt
 
 
 async def test_a_failed_peer_config_fetch_is_on_the_status_page_and_in_metrics(
