@@ -25,11 +25,12 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from protocol.case import RESULT_CODES, day_of
+from protocol.case import RECEIPT, RESULT_CODES, day_of
 from protocol.config import Federation
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.http import web as shared
 from protocol.http.web import result as sealed
+from protocol.ids import member_of
 from protocol.seal import verify_result
 
 from .core import Hub
@@ -88,6 +89,7 @@ EVENT_TEXT: Final = {
     "case.terminated": "异常终止",
     "case.verified": "告知承诺核查",
     "case.followed_up": "差评回访",
+    "case.received": "已签收（送达回执）",  # this hub's; the windows' are marks of the acts
 }
 DONE_TEXT: Final = {
     "accept": "已受理。",
@@ -307,8 +309,11 @@ def _timeline(
     """The case's events in plain Chinese: what, who (staff and department), opinion."""
     staff_names = _staff_names(federation)
     steps = file.get("steps", [])
+    host = member_of(file["authority"])
     out = []
     for entry in file["timeline"]:
+        if entry["type"] == RECEIPT and entry["author"] != host and not entry.get("refused"):
+            continue  # a window's 送达回执: shown as the mark of the act it confirms
         text = EVENT_TEXT.get(entry["type"], entry["type"])
         if entry["type"] == "case.step":
             index = entry.get("step")
@@ -335,9 +340,18 @@ def _timeline(
                 "who": who,
                 "note": "；".join(notes),
                 "bad": bool(entry.get("refused")),
+                "marks": [_delivery(federation, sent) for sent in entry.get("sent_to", [])],
             }
         )
     return out
+
+
+def _delivery(federation: Federation | None, sent: Mapping[str, Any]) -> dict[str, Any]:
+    """The 送达 mark of an act for one window it was sent to: confirmed (with when) or not."""
+    name = _member_name(federation, sent["member"])
+    if sent["confirmed"]:
+        return {"text": f"已送达窗口：{name}", "at": sent.get("at"), "ok": True}
+    return {"text": f"传送中（{name}尚未签收）", "at": None, "ok": False}
 
 
 def _correction_targets(file: Mapping[str, Any], federation: Federation | None) -> list[Any]:

@@ -18,7 +18,13 @@ from protocol.case import RESULT_CODES, Case
 from protocol.config import Federation
 from protocol.event import Event
 from protocol.http.web.public import PublicSite
-from protocol.http.web.track import EVENT_TEXT, STATE_TEXT, code_matches, mask_name
+from protocol.http.web.track import (
+    EVENT_TEXT,
+    STATE_TEXT,
+    code_matches,
+    mask_name,
+    public_receipts,
+)
 
 from .handlers.common import hub_of
 from .logs import mask
@@ -54,9 +60,12 @@ def _view(case: Case, events: list[Event], federation: Federation | None) -> dic
     if config is not None and case.accepted_at is not None:
         found = case.deadline(config.calendar)
         deadline = None if found is None or found.date is None else found.date.isoformat()
+    receipts = public_receipts(events, case.authority, case.pickup)
     timeline = []
     for event in events:
-        text = EVENT_TEXT.get(event.type, event.type)
+        if event.id in receipts and receipts[event.id] is None:
+            continue  # of the 送达回执 the applicant sees only the two that mean something
+        text = receipts.get(event.id) or EVENT_TEXT.get(event.type, event.type)
         code = event.body.get("result_code")
         if event.type == "case.decided" and isinstance(code, int):
             text += f"（{RESULT_CODES.get(code, code)}）"

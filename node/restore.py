@@ -37,6 +37,7 @@ from protocol.http.client import PeerFailure
 from .logs import log
 from .services.context import NodeContext
 from .services.folding import refolder
+from .services.receipts import receipt_maker
 from .storage import BlobRow
 from .sync import SyncEngine
 
@@ -103,7 +104,9 @@ async def restore_station(
             raise RestoreError(f"无法读取发给本站的记录：{exc}") from None
         if not engine.more:
             break
-    cases = await store.refold_all(refolder(federation), ctx.stamp())
+    cases, _ = await store.refold_all(
+        refolder(federation), ctx.stamp(), receipt_maker(ctx, federation)
+    )
     say(f"收到的记录：{received} 条；办件：{cases} 件")
     log(logger, "restore.done", events=len(chain), blobs=fetched, received=received, cases=cases)
     return RestoreReport(len(chain), head, fetched, received, cases)

@@ -15,9 +15,11 @@ lose. Each cycle rebuilds what it needs from the store:
    never resends what the hub holds; a blob the hub already has is not sent at all;
 3. **feed**: one long-poll ``GET /v1/feed`` after the persisted cursor. Each event is
    verified against the federation (the author's key valid at the event's ``ts``), stored,
-   and folded into its case; refused events go to the quarantine; the cursor moves in the
-   same transaction. A wake-up (a new own event) cuts the long-poll short: resending the
-   same GET later is harmless;
+   and folded into its case; refused events go to the quarantine; the 送达回执 the cases
+   then await from this station are signed (:mod:`node.services.receipts`) and the cursor
+   moves, all in the same transaction. Receipts signed wake the engine, so the cycle loops
+   and pushes them at once. A wake-up (a new own event) cuts the long-poll short: resending
+   the same GET later is harmless;
 4. **config**: ``GET /v1/config?have=<serial>``; a newer config that passes the trust
    rules is adopted and every case refolded under it.
 
@@ -58,6 +60,7 @@ from .logs import log
 from .metrics import NodeMetrics
 from .services.context import EngineRuntime, NodeContext
 from .services.folding import refolder
+from .services.receipts import receipt_maker
 from .storage import Refused, UploadRow
 
 logger = logging.getLogger("node.sync")
@@ -514,8 +517,14 @@ class SyncEngine:
         refused = [Refused(r.id, r.author, r.seq, None, r.reason, r.detail, None) for r in bad]
         accepted = _verified(federation, page.events, refused)
         result = await store.store_feed_page(
-            accepted, refused, page.cursor, refolder(federation), self.ctx.stamp()
+            accepted,
+            refused,
+            page.cursor,
+            refolder(federation),
+            self.ctx.stamp(),
+            receipt_maker(self.ctx, federation),
         )
+        self._signed(result.signed)
         self._more = page.more  # 通知 follow the fold (node.services.notify.hook)
         self.metrics.events_received.inc(len(result.stored))
         if result.refused:
@@ -544,10 +553,22 @@ class SyncEngine:
         refused = [Refused(r.id, r.author, r.seq, None, r.reason, r.detail, None) for r in bad]
         accepted = [e for e in _verified(federation, page.events, refused) if e.case == number]
         result = await self.ctx.store.store_feed_page(
-            accepted, refused, None, refolder(federation), self.ctx.stamp()
+            accepted,
+            refused,
+            None,
+            refolder(federation),
+            self.ctx.stamp(),
+            receipt_maker(self.ctx, federation),
         )
+        self._signed(result.signed)
         log(logger, "case.fetched", case=number, stored=len(result.stored), refused=result.refused)
         return len(result.stored)
+
+    def _signed(self, receipts: list[str]) -> None:
+        """送达回执 just signed in a feed transaction: push them on the next round, now."""
+        if receipts:
+            log(logger, "receipt.signed", count=len(receipts))
+            self.wake()
 
     async def _interruptible(self, call: Awaitable[T]) -> T | None:
         """Await ``call`` unless a wake-up comes first (then cancel it and return None)."""
@@ -589,7 +610,10 @@ class SyncEngine:
         peers = await self.refresh_peer_configs()
         if changed or peers:
             federation = self.ctx.configs.require()
-            count = await self.ctx.store.refold_all(refolder(federation), self.ctx.stamp())
+            count, signed = await self.ctx.store.refold_all(
+                refolder(federation), self.ctx.stamp(), receipt_maker(self.ctx, federation)
+            )
+            self._signed(signed)
             serial = self.ctx.configs.home.serial if self.ctx.configs.home else None
             log(logger, "config.adopted", serial=serial, peers=peers, refolded=count)
         return changed

@@ -830,7 +830,7 @@ async def tally(day: Day) -> Summary:
         due = date.fromisoformat(deadline) if deadline else None
         if state in OPEN_STATES:
             counts["in_custody" if submitted and submitted[0]["synced"] else "at_window"] += 1
-            signed_for = any(e["type"] == "case.received" for e in detail["timeline"])
+            signed_for = bool(detail.get("arrived"))  # the authority's receipt, not a window's
             counts["at_authority"] += signed_for and bool(submitted and submitted[0]["synced"])
             overdue += due is not None and due < today
         elif state == "decided":

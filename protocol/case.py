@@ -20,9 +20,10 @@ Every step of the fold goes through the same gate, after h11:
    (``not_the_window``), the member hosting the competent authority (``not_the_authority``),
    the pickup window (``not_the_pickup``), any window (``not_a_window``), or, for the
    即办 rows, the window itself when the matter is delegated to it (``not_delegated``);
-   the hub itself signs the 送达回执 ``case.received`` (``authority_hub``, no staff);
-   acts of an authority name the staff member who acted in ``body.by`` (``unknown_staff``,
-   ``wrong_department``, ``inactive_staff``, ``wrong_role``);
+   a 送达回执 ``case.received`` is signed by an addressee of the event it confirms
+   (``addressee``, no staff; see below); acts of an authority name the staff member who
+   acted in ``body.by`` (``unknown_staff``, ``wrong_department``, ``inactive_staff``,
+   ``wrong_role``);
 4. the body must satisfy the rules of DOMAIN.md for that type; then the new case is built.
 
 Each row admits one party, so two members cannot make conflicting moves on one case: there
@@ -49,12 +50,20 @@ of an approval granted on a 告知承诺 pledge (a false pledge is then terminat
 without a staff member is the hub's scheduled termination of a missed 容缺 deadline
 (``body.cause`` = :data:`OVERDUE`): the fold itself checks that the deadline has passed.
 
-送达回执 (end-to-end receipt): when an event a window signed for the authority, with every
-blob it names, is in custody at the hub hosting the competent authority, that hub signs
-``case.received`` (``body.event``: the id received) back to the event's author. It is a row
-for every state that keeps the state, so it never races a review act; the case records the
-ids received (``Case.receipts``), each once (``duplicate_receipt``), and only for events of
-the case (``unknown_event``). The window shows "已送达审批部门" from it.
+送达回执 (end-to-end receipt): custody is per hop, so the author of an event also learns that
+it *arrived*. Every event but a receipt is owed one receipt by each member it is addressed to
+(``member_of`` each address in ``to``, once each, its author aside): folding it adds one
+:class:`Receipt` per addressee to ``Case.awaiting``. An addressee that holds the event signs
+``case.received`` (``body.event``: the id held) back to the event's author; folding it moves
+the pair from ``Case.awaiting`` to ``Case.receipts``. It is a row for every state that keeps
+the state, so it never races a review act; it must name an event of the case
+(``unknown_event``), once per member (``duplicate_receipt``), by a member still owed for it
+(``not_an_addressee``: the event's own author, a stranger, or a receipt, since receipts get
+no receipts and so never ping-pong). The hub hosting the authority signs once the event and
+every blob it names are held there (the window shows "已送达审批部门",
+``Case.received_by_authority``); a window signs as soon as it stores the event (an act of
+the authority, or another window's event sent to it), so the reviewer sees the decision
+reached the window.
 
 The catalog entry of the matter is taken into the case at submission (``Case.terms``): a
 later config may change the catalog, but not the terms a case was accepted on.
@@ -74,6 +83,7 @@ from .config import Federation, Matter, Staff
 from .errors import ProtocolError, RemoteProtocolError
 from .event import Event
 from .ids import CASE_RE, case_author, department_of, member_of
+from .keys import KeyPair
 from .routing import competent_authority, may_accept
 from .workdays import Calendar, Deadline, Pause
 
@@ -85,6 +95,7 @@ __all__ = [
     "OPEN_STATES",
     "OVERDUE",
     "PAUSED",
+    "RECEIPT",
     "RESULT_CODES",
     "TRANSITIONS",
     "VERIFICATION_OUTCOMES",
@@ -98,12 +109,14 @@ __all__ = [
     "Item",
     "Pledge",
     "Rating",
+    "Receipt",
     "StepRecord",
     "SubmittedMaterial",
     "Transition",
     "Verification",
     "Who",
     "day_of",
+    "sign_receipt",
     "submitted_to",
 ]
 
@@ -114,6 +127,7 @@ RESULT_CODES: Mapping[int, str] = MappingProxyType(
 MATERIAL_MODES = ("provided", "deferred", "pledged")
 VERIFICATION_OUTCOMES = ("confirmed", "false")
 OVERDUE = "deferred_overdue"  # body.cause of the scheduled termination of a missed 容缺 deadline
+RECEIPT = "case.received"  # 送达回执
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _BLOB_RE = re.compile(r"^[0-9a-f]{64}\Z")
@@ -162,14 +176,15 @@ _LABELS: Mapping[CaseState, str] = MappingProxyType(
     }
 )
 
-Who = Literal["window", "authority", "pickup", "any_window", "window_or_authority", "authority_hub"]
+Who = Literal["window", "authority", "pickup", "any_window", "window_or_authority", "addressee"]
 """Who may make a transition.
 
 ``window``: the accepting window, ``case_author(number)``; ``authority``: the hub member
 hosting the competent authority; ``pickup``: the window the applicant chose for the result;
 ``any_window``: the accepting window or any member with role ``station``;
 ``window_or_authority``: the authority, or the window itself for a matter delegated to it;
-``authority_hub``: the member hosting the authority, signing for itself (no staff acts).
+``addressee``: a member the confirmed event was addressed to and whose receipt the case
+still awaits (``Case.awaiting``), signing for itself (no staff acts).
 """
 
 
@@ -214,8 +229,8 @@ TRANSITIONS: Mapping[tuple[CaseState | None, str], Transition] = MappingProxyTyp
             (s, "case.terminated"): Transition(_S.TERMINATED, "authority")
             for s in (*_REVIEWING, *PAUSED_STATES, *AFTER_DECISION)
         },
-        # 送达回执: the authority's hub confirms custody; the state does not move.
-        **{(s, "case.received"): Transition(s, "authority_hub") for s in CaseState},
+        # 送达回执: an addressee confirms it holds an event; the state does not move.
+        **{(s, RECEIPT): Transition(s, "addressee") for s in CaseState},
         **{(s, "case.verified"): Transition(s, "authority") for s in AFTER_DECISION},
         (_S.RATED, "case.followed_up"): Transition(_S.RATED, "authority"),
     }
@@ -325,6 +340,14 @@ class FollowUp:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """送达回执 owed or given: addressee ``member`` holds event ``event`` of the case."""
+
+    event: str
+    member: str
+
+
+@dataclass(frozen=True)
 class Case:
     """A case as its events so far make it. Build with :class:`CaseFolder`."""
 
@@ -339,6 +362,9 @@ class Case:
     applicant: Applicant
     location: str
     materials: tuple[SubmittedMaterial, ...]
+    # 送达回执 owed and not given yet. No default: a fold cached before receipts were owed
+    # must not decode as a case that owes nothing (hub.services.casecodec re-folds it).
+    awaiting: tuple[Receipt, ...]
     agent: Agent | None = None
     bundle: str | None = None
     pledge: Pledge | None = None
@@ -360,12 +386,17 @@ class Case:
     verification: Verification | None = None
     deemed: bool = False  # accepted after the 5 working days: counted from receipt (rule 1)
     history: tuple[str, ...] = ()
-    receipts: tuple[str, ...] = ()  # ids of events in custody at the authority (送达回执)
+    receipts: tuple[Receipt, ...] = ()  # 送达回执 given, in the order they were folded
 
     @property
     def received_by_authority(self) -> bool:
         """已送达审批部门: the submission and its materials are held at the authority's hub."""
-        return bool(self.history) and self.history[0] in self.receipts
+        return Receipt(self.history[0], member_of(self.authority)) in self.receipts
+
+    def addressees(self, event: str) -> tuple[tuple[str, bool], ...]:
+        """The members ``event`` was sent to, each with whether it confirmed it (送达回执)."""
+        confirmed = tuple((r.member, True) for r in self.receipts if r.event == event)
+        return confirmed + tuple((r.member, False) for r in self.awaiting if r.event == event)
 
     @property
     def outstanding(self) -> tuple[str, ...]:
@@ -408,6 +439,32 @@ class Case:
 # -- body parsing -------------------------------------------------------------------------
 
 
+def sign_receipt(
+    key: KeyPair,
+    *,
+    author: str,
+    seq: int,
+    prev: str | None,
+    ts: str,
+    case: str,
+    held: str,
+    held_author: str,
+) -> Event:
+    """The 送达回执 ``author`` signs as seq ``seq`` of its chain: event ``held`` of ``case`` is
+    in its custody; addressed back to that event's author."""
+    return Event.create(
+        key,
+        author=author,
+        seq=seq,
+        prev=prev,
+        ts=ts,
+        type=RECEIPT,
+        case=case,
+        to=(held_author,),
+        body={"event": held},
+    )
+
+
 def blobs_named(event: Event) -> list[str]:
     """Blob hashes an event names in ``body.materials[].blobs`` (read generously: custody
     and restores need them even from an event the fold refuses)."""
@@ -419,6 +476,12 @@ def blobs_named(event: Event) -> list[str]:
             if isinstance(blobs, list):
                 found.extend(b for b in blobs if isinstance(b, str) and _BLOB_RE.match(b))
     return found
+
+
+def _owed(event: Event) -> tuple[Receipt, ...]:
+    """The 送达回执 an event is owed: one per member it is addressed to, its author aside."""
+    members = dict.fromkeys(member_of(address) for address in event.to)
+    return tuple(Receipt(event.id, m) for m in members if m != event.author)
 
 
 def submitted_to(authority: str, window: str, pickup: str) -> tuple[str, ...]:
@@ -586,7 +649,7 @@ class CaseFolder:
             "case.rated": self._rated,
             "case.withdrawn": self._withdrawn,
             "case.terminated": self._terminated,
-            "case.received": self._received,
+            RECEIPT: self._received,
             "case.verified": self._verified,
             "case.followed_up": self._followed_up,
         }
@@ -629,6 +692,8 @@ class CaseFolder:
             return self._submitted(event)
         staff = self._check_who(case, event, rule.who)
         changes = self._handlers[event.type](case, event, staff)
+        if event.type != RECEIPT:
+            changes["awaiting"] = (*case.awaiting, *_owed(event))
         target = case.previous if rule.target is None else rule.target
         assert target is not None  # a pause always records the state it interrupted
         pauses = case.pauses
@@ -656,11 +721,11 @@ class CaseFolder:
             if not case.terms.delegated(case.window):
                 raise _reject("not_delegated", f"{case.matter} is not delegated to {author}")
             return self._staff(case, event, "window")
-        if who in ("authority", "authority_hub"):
+        if who == "addressee":
+            return None  # _received checks the author against what the case awaits
+        if who == "authority":
             if author != host:
                 raise _reject("not_the_authority", f"{author} does not host {case.authority}")
-            if who == "authority_hub":
-                return None
             if event.type == "case.terminated" and event.body.get("cause") == OVERDUE:
                 return None  # the hub's scheduled check; _terminated checks the deadline
             return self._staff(case, event, "authority")
@@ -740,6 +805,7 @@ class CaseFolder:
             agent=_agent(body.get("agent")),
             location=location,
             materials=materials,
+            awaiting=_owed(event),
             bundle=bundle,
             pledge=pledge,
             history=(event.id,),
@@ -912,9 +978,15 @@ class CaseFolder:
         held = event.body.get("event")
         if not isinstance(held, str) or held not in case.history:
             raise _reject("unknown_event", "event must name an event of this case")
-        if held in case.receipts:
-            raise _reject("duplicate_receipt", f"{held[:16]} is already confirmed")
-        return {"receipts": (*case.receipts, held)}
+        receipt = Receipt(held, event.author)
+        if receipt in case.receipts:
+            raise _reject("duplicate_receipt", f"{event.author} already confirmed {held[:16]}")
+        if receipt not in case.awaiting:
+            raise _reject("not_an_addressee", f"{event.author} is owed no receipt for {held[:16]}")
+        return {
+            "awaiting": tuple(r for r in case.awaiting if r != receipt),
+            "receipts": (*case.receipts, receipt),
+        }
 
     def _terminated(self, case: Case, event: Event, staff: Staff | None) -> Changes:
         reason = _reason(event.body)

@@ -1,16 +1,20 @@
-"""送达回执: the end-to-end receipt a window gets once its event is in custody here.
+"""送达回执: the end-to-end receipt this hub owes for events addressed to it.
 
 Theory of operation
 -------------------
-Custody is per hop (protocol §5); the window also wants to know that its application has
-*arrived*: that the hub hosting the competent authority holds the ``case.submitted`` and
-every material it names. That hub signs ``case.received`` (``body.event``: the id held) in
-its own chain, ``to`` the event's author, and it travels back like any event, hop by hop,
-across tiers and cities; the window folds it and shows "已送达审批部门".
+Custody is per hop (protocol §5); the author of an event also wants to know that it has
+*arrived*. The fold says who owes what (:mod:`protocol.case`: every event but a receipt is
+owed one ``case.received`` by each member it is addressed to, ``Case.awaiting``); the same
+rule runs at stations (:mod:`node.services.receipts`). Here it means a window's event for a
+department of this hub (the application, 补正 and 补办 materials, 出件 …): this hub signs
+``case.received`` (``body.event``: the id held) in its own chain, ``to`` the event's author,
+and it travels back like any event, hop by hop, across tiers and cities; the window folds it
+and shows "已送达审批部门". Unlike a station, the hub signs only once it also holds every
+material the event names, since the materials are what the authority reviews.
 
-1. :func:`note_txn` is the ingest hook: an event of another member, delivered to a
-   department of this hub and folded, is written to ``receipt_due`` in the same
-   transaction that took it into custody (nothing owed is lost on a crash).
+1. :func:`note_txn` is the ingest hook: an event whose fold here awaits this hub's receipt
+   is written to ``receipt_due`` in the same transaction that took it into custody
+   (nothing owed is lost on a crash).
 2. :func:`sign_due` (the ``receipts`` job, and tests) signs the receipts whose blobs are all
    held, up to :data:`RECEIPT_BATCH` per transaction (one commit, not one each), locking the
    cases before the chain head as the workbench does; due rows another worker holds are
@@ -25,10 +29,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
-from protocol.case import Case, CaseFolder, CaseRejected
+from protocol.case import Case, CaseFolder, CaseRejected, Receipt, sign_receipt
 from protocol.config import Federation
 from protocol.event import Event
-from protocol.ids import member_of
 
 from ..storage.track import drop_receipt_due_txn, receipts_due_txn
 from .cases import FoldOutcome, load_cases_txn, save_folds_txn
@@ -37,19 +40,17 @@ if TYPE_CHECKING:
     from ..core import Hub
     from .ingest import Effects, Router
 
-RECEIPT: str = "case.received"
 RECEIPT_BATCH = 100  # receipts signed in one transaction
 
 
 def note_txn(router: Router, event: Event, outcome: FoldOutcome) -> None:
-    """Ingest hook: owe ``event``'s author a receipt when it was folded at its authority here."""
+    """Ingest hook: note the receipt the folded case awaits from this hub for ``event``."""
     case = outcome.case
     if (
         outcome.rejected is None
         and case is not None
         and event.case is not None
-        and event.author != router.me
-        and member_of(case.authority) == router.me
+        and Receipt(event.id, router.me) in case.awaiting
     ):
         router.owe_receipt(event.id, event.case)
 
@@ -76,16 +77,15 @@ def _sign_batch_txn(
         case = folded.get(number) or (held[number][1] if number in held else None)
         if case is None:
             continue
-        receipt = Event.create(
+        receipt = sign_receipt(
             hub.key,
             author=hub.me,
             seq=head_seq + 1,
             prev=head_id,
             ts=ts,
-            type=RECEIPT,
             case=number,
-            to=(author,),
-            body={"event": event_id},
+            held=event_id,
+            held_author=author,
         )
         try:
             folded[number] = folder.apply(case, receipt)

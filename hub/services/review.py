@@ -24,6 +24,7 @@ from protocol.case import (
     AFTER_DECISION,
     OPEN_STATES,
     PAUSED,
+    RECEIPT,
     RESULT_CODES,
     TRANSITIONS,
     Case,
@@ -182,8 +183,23 @@ async def queue(hub: Hub, session: StaffSession) -> list[dict[str, Any]]:
     return out
 
 
+def _sent_to(
+    case: Case, event: Event, confirmed_at: Mapping[tuple[str, str], str]
+) -> list[dict[str, Any]]:
+    """Each member an act of this hub was sent to, and when it confirmed it (送达回执)."""
+    order = [member_of(address) for address in event.to]
+    found = sorted(case.addressees(event.id), key=lambda pair: order.index(pair[0]))
+    return [
+        {"member": member, "confirmed": ok, "at": confirmed_at.get((event.id, member))}
+        for member, ok in found
+    ]
+
+
 def _timeline_entry(
-    event: Event, folded: bool, refusal: Mapping[str, Any] | None
+    event: Event,
+    folded: bool,
+    refusal: Mapping[str, Any] | None,
+    sent_to: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     body = event.body
     entry: dict[str, Any] = {
@@ -203,6 +219,10 @@ def _timeline_entry(
         entry["result"] = body["result"]
     if refusal is not None:
         entry["refused"] = {"reason": refusal.get("reason"), "detail": refusal.get("detail")}
+    if sent_to is not None:
+        entry["sent_to"] = sent_to
+    if event.type == RECEIPT and isinstance(body.get("event"), str):
+        entry["confirms"] = body["event"]
     return entry
 
 
@@ -251,6 +271,11 @@ async def case_file(hub: Hub, session: StaffSession, number: str) -> dict[str, A
     refusals = {r.get("event"): r for r in record.rejected}
     events = [Event.from_json(s.wire) for s in await hub.store.events_of_case(number)]
     history = set(case.history)
+    confirmed_at = {
+        (e.body["event"], e.author): e.ts
+        for e in events
+        if e.type == RECEIPT and e.id in history and isinstance(e.body.get("event"), str)
+    }
     materials = []
     for m in case.materials:
         blobs = []
@@ -302,7 +327,17 @@ async def case_file(hub: Hub, session: StaffSession, number: str) -> dict[str, A
                 "at": case.verification.at.isoformat(),
             },
             "result": _result_of(events, history),
-            "timeline": [_timeline_entry(e, e.id in history, refusals.get(e.id)) for e in events],
+            "timeline": [
+                _timeline_entry(
+                    e,
+                    e.id in history,
+                    refusals.get(e.id),
+                    _sent_to(case, e, confirmed_at)
+                    if e.author == hub.me and e.type != RECEIPT
+                    else None,
+                )
+                for e in events
+            ],
             "actions": actions_for(case),
         }
     )

@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from protocol.case import CHINA_TIME, CaseFolder, CaseRejected, CaseState
+from protocol.case import CHINA_TIME, RECEIPT, CaseFolder, CaseRejected, CaseState
 from protocol.config import Federation
 from protocol.event import Event
 from protocol.seal import result_text, verify_result
@@ -150,7 +150,8 @@ def _result(held: list[StoredEvent], federation: Federation | None) -> dict[str,
 
 async def case_detail(ctx: NodeContext, number: str) -> dict[str, Any]:
     """办件详情: the case, its materials, its timeline in Chinese, the result, what the
-    clerk may do next, and (for cases accepted here) the receipt again."""
+    clerk may do next, and (for cases accepted here) the receipt again. The 送达回执 this
+    station signed itself are left out of the timeline: they are bookkeeping, not news."""
     record = await ctx.store.case(number)
     if record is None:
         raise not_found("case", "没有找到该办件。")
@@ -162,6 +163,8 @@ async def case_detail(ctx: NodeContext, number: str) -> dict[str, Any]:
     for item in held:
         event = item.event
         own = event.author == me
+        if own and event.type == RECEIPT:
+            continue
         timeline.append(
             {
                 "event_id": event.id,

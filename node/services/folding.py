@@ -11,6 +11,7 @@ from typing import Any
 
 from protocol.case import (
     CHINA_TIME,
+    RECEIPT,
     RESULT_CODES,
     Case,
     CaseFolder,
@@ -100,10 +101,14 @@ def case_record(case: Case, federation: Federation) -> CaseRecord:
 
 
 def refold_case(folder: CaseFolder, held: list[StoredEvent]) -> tuple[Case | None, dict[str, str]]:
-    """Fold a case's events in storage order; events the fold refuses are skipped."""
+    """Fold a case's events in storage order, 送达回执 last; events the fold refuses are
+    skipped. A receipt changes nothing but what the case awaits, so folding it last changes
+    only the order of ``history``; and a station restored from its hub (its own chain
+    first, the events its receipts confirm after them: ``node restore``) does not owe
+    them all again."""
     case: Case | None = None
     errors: dict[str, str] = {}
-    for item in held:
+    for item in sorted(held, key=lambda item: item.event.type == RECEIPT):
         try:
             case = folder.apply(case, item.event)
         except CaseRejected as exc:
@@ -155,7 +160,8 @@ def _items(body: Mapping[str, Any]) -> str:
 
 def describe(event: Event, federation: Federation | None, authority: str | None = None) -> str:
     """One line of the case timeline, in plain Chinese. Acts of the hub hosting the
-    case's ``authority`` are named after the authority (部门), not the hub."""
+    case's ``authority`` are named after the authority (部门), not the hub; so is its
+    送达回执, while another window's reads "已送达<窗口>"."""
     body = event.body
     acting = authority if authority and member_of(authority) == event.author else event.author
     who = member_name(federation, acting)
@@ -199,8 +205,10 @@ def describe(event: Event, federation: Federation | None, authority: str | None 
             return "申请人撤回申请" + (f"：{reason}" if reason else "")
         case "case.terminated":
             return f"异常终止：{reason}"
-        case "case.received":
+        case "case.received" if acting != event.author:
             return f"已送达审批部门（{who}已签收申请及材料）"
+        case "case.received":
+            return f"已送达{who}（已签收）"
         case "case.verified":
             found = "属实" if body.get("outcome") == "confirmed" else "不实"
             return f"告知承诺核查：承诺{found}"
@@ -212,11 +220,14 @@ def describe(event: Event, federation: Federation | None, authority: str | None 
 def arrived_at(held: list[StoredEvent], snapshot: Mapping[str, Any]) -> str | None:
     """When the authority's hub signed the 送达回执 of the submission (folded here), or None."""
     history = snapshot.get("history") or []
-    receipts = snapshot.get("receipts") or []
-    if not history or history[0] not in receipts:
+    authority = snapshot.get("authority")
+    if not history or not isinstance(authority, str):
+        return None
+    host = member_of(authority)
+    if {"event": history[0], "member": host} not in (snapshot.get("receipts") or []):
         return None
     for item in held:
         event = item.event
-        if event.type == "case.received" and event.body.get("event") == history[0]:
+        if event.type == RECEIPT and event.author == host and event.body.get("event") == history[0]:
             return event.ts
     return None

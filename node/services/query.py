@@ -26,6 +26,7 @@ from protocol.http.web.track import (
     mask_name,
     new_code,
     parse_qr,
+    public_receipts,
     qr_text,
     track_body,
 )
@@ -52,8 +53,15 @@ __all__ = [
 def public_view(
     record: CaseRecord, events: list[Event], pickup_name: str, federation: Federation | None
 ) -> dict[str, Any]:
-    """What the applicant sees: state, timeline and 补正 items in plain words, masked."""
+    """What the applicant sees: state, timeline and 补正 items in plain words, masked; of
+    the 送达回执 only 已送达审批部门 and 办结结果已送达出件窗口."""
     snap = record.snapshot
+    receipts = public_receipts(events, record.authority, record.pickup)
+    timeline = [
+        {"at": e.ts, "text": receipts.get(e.id) or describe(e, federation, record.authority)}
+        for e in events
+        if e.id not in receipts or receipts[e.id] is not None
+    ]
     terms = snap.get("terms", {})
     names = {m.get("id"): m.get("name") for m in terms.get("materials", [])}
     items = []
@@ -79,9 +87,7 @@ def public_view(
         "pickup": pickup_name,
         "place": terms.get("place", ""),
         "missing": items,
-        "timeline": [
-            {"at": e.ts, "text": describe(e, federation, record.authority)} for e in events
-        ],
+        "timeline": timeline,
     }
 
 

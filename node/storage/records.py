@@ -172,6 +172,7 @@ class FeedResult:
     duplicates: int = 0
     refused: int = 0  # equivocations and unverifiable events, now in quarantine
     cases: list[str] = field(default_factory=list)  # case numbers refolded
+    signed: list[str] = field(default_factory=list)  # ids of own 送达回执 signed meanwhile
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,11 @@ MakeCase = Callable[[int, int, str | None], tuple[Event, CaseRecord]]
 MakeCaseEvent = Callable[[list[StoredEvent], int, str | None], tuple[Event, CaseRecord]]
 #: Refolds a case from all its events (pure; given by the services).
 Refold = Callable[[list[StoredEvent]], FoldOutcome]
+#: Signs the 送达回执 a refolded case awaits from this station, chained from (seq, prev),
+#: given the case's events and its refolded row; each with the row after it (services).
+MakeReceipts = Callable[
+    [list[StoredEvent], CaseRecord, int, str | None], list[tuple[Event, CaseRecord]]
+]
 
 
 class StoreError(Exception):
@@ -382,10 +387,14 @@ class Store:
         cursor: str | None,
         refold: Refold,
         at: str,
+        receipts: MakeReceipts | None = None,
     ) -> FeedResult:
-        """Store verified feed events, quarantine refused ones, refold the cases they touch
-        and move the cursor past them, all in one transaction."""
-        return await self.db.write(self._feed_page_txn, accepted, refused, cursor, refold, at)
+        """Store verified feed events, quarantine refused ones, refold the cases they touch,
+        sign the 送达回执 those cases now await from this station (``receipts``) and move the
+        cursor past them, all in one transaction: a crash loses no receipt owed."""
+        return await self.db.write(
+            self._feed_page_txn, accepted, refused, cursor, refold, at, receipts
+        )
 
     def _feed_page_txn(
         self,
@@ -395,6 +404,7 @@ class Store:
         cursor: str | None,
         refold: Refold,
         at: str,
+        receipts: MakeReceipts | None = None,
     ) -> FeedResult:
         stored: list[str] = []
         duplicates = 0
@@ -432,13 +442,23 @@ class Store:
                 touched.append(event.case)
         for item in quarantined:
             self._quarantine_txn(conn, item, "in", at)
+        signed: list[str] = []
         for case_no in touched:
-            self._refold_txn(conn, case_no, refold, at)
+            signed += self._refold_txn(conn, case_no, refold, at, receipts)
         if cursor is not None:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(feed_cursor=cursor))
-        return FeedResult(stored, duplicates, len(quarantined), touched)
+        return FeedResult(stored, duplicates, len(quarantined), touched, signed)
 
-    def _refold_txn(self, conn: Connection, case_no: str, refold: Refold, at: str) -> None:
+    def _refold_txn(
+        self,
+        conn: Connection,
+        case_no: str,
+        refold: Refold,
+        at: str,
+        receipts: MakeReceipts | None = None,
+    ) -> list[str]:
+        """Refold one case; with ``receipts``, sign what it then awaits from this station as
+        the next events of the own chain. Returns the ids of the receipts signed."""
         held = self._case_events_txn(conn, case_no)
         outcome = refold(held)
         for item in held:
@@ -447,22 +467,38 @@ class Store:
                 conn.execute(
                     update(events).where(events.c.id == item.event.id).values(fold_error=error)
                 )
-        if outcome.record is not None:
-            self._put_case_txn(conn, outcome.record, at)
+        if outcome.record is None:
+            return []
+        self._put_case_txn(conn, outcome.record, at)
+        if receipts is None:
+            return []
+        head_seq, head_id = self._head_txn(conn)
+        signed = []
+        for event, record in receipts(held, outcome.record, head_seq + 1, head_id):
+            self._append_own_txn(conn, event, head_seq, head_id, at)
+            self._put_case_txn(conn, record, at)
+            head_seq, head_id = event.seq, event.id
+            signed.append(event.id)
+        return signed
 
-    async def refold_all(self, refold: Refold, at: str) -> int:
-        """Refold every case (after a new config); returns how many cases were refolded."""
-        return await self.db.write(self._refold_all_txn, refold, at)
+    async def refold_all(
+        self, refold: Refold, at: str, receipts: MakeReceipts | None = None
+    ) -> tuple[int, list[str]]:
+        """Refold every case (after a new config) and sign the 送达回执 they now await from
+        this station; returns how many cases were refolded and the receipts signed."""
+        return await self.db.write(self._refold_all_txn, refold, at, receipts)
 
-    def _refold_all_txn(self, conn: Connection, refold: Refold, at: str) -> int:
+    def _refold_all_txn(
+        self, conn: Connection, refold: Refold, at: str, receipts: MakeReceipts | None
+    ) -> tuple[int, list[str]]:
         numbers = conn.execute(
             select(events.c.case_no).where(events.c.case_no.is_not(None)).distinct()
         ).scalars()
-        count = 0
+        count, signed = 0, []
         for case_no in list(numbers):
-            self._refold_txn(conn, case_no, refold, at)
+            signed += self._refold_txn(conn, case_no, refold, at, receipts)
             count += 1
-        return count
+        return count, signed
 
     # -- sync ------------------------------------------------------------------------------
 

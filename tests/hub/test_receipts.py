@@ -5,13 +5,19 @@ on the operator's status page and in ``/metrics``."""
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 
 import aiohttp
 import pytest
+from sqlalchemy.engine import Connection
 
-from hub.services import staff
-from hub.services.casecodec import decode_case
+from hub.services import review, staff
+from hub.services.casecodec import CodecError, decode_case
+from hub.services.cases import load_case_txn
+from protocol.case import Case, Receipt
 from protocol.event import Event
+from protocol.http.web.track import track_body
 from protocol.sync import FeedPage
 from tests.hub import test_review
 from tests.hub.clients import Tus
@@ -23,8 +29,10 @@ from tests.hub.fed import (
     DISTRICT,
     HP_MZJ,
     PASSWORD,
+    REVIEWER,
     SFJ,
     VILLAGE_A,
+    VILLAGE_B,
     Chain,
     Fed,
     _grant,
@@ -87,6 +95,113 @@ async def test_a_city_receipt_comes_back_down_through_the_district(
     assert await district.jobs.pull_parent(wait=0) == 1
     [receipt] = await receipts_for(district, VILLAGE_A, session)
     assert (receipt.author, receipt.body["event"]) == (CITY, submitted.id)
+
+
+async def test_a_fold_cached_before_receipts_were_owed_is_refolded(
+    start_hub: StartHub, session: aiohttp.ClientSession
+) -> None:
+    """A fold stored by the previous release (receipts as ids, no ``awaiting``) must not
+    decode as a case that awaits nothing: the hub re-folds it from its events, so the
+    window's receipt of an act signed before the upgrade is still taken."""
+    district = await start_hub(DISTRICT)
+    store = district.hub.store
+    chain = Chain(VILLAGE_A)
+    submitted = submit(chain, to=HP_MZJ, blobs={"form": [], "idcard": []})
+    number = submitted.case or ""
+    await district.client(VILLAGE_A, session).push(wire(submitted))
+    assert await district.jobs.sign_receipts() == 1
+    await staff.set_password(district.hub, REVIEWER, PASSWORD)
+    _, reviewer = await staff.login(district.hub, REVIEWER, PASSWORD)
+    accepted = (await review.act(district.hub, reviewer, number, "accept", {}))["event"]
+
+    record = await store.case(number)
+    assert record is not None
+    fold = json.loads(record.fold)
+    assert fold["awaiting"] == [{"event": accepted, "member": VILLAGE_A}]
+    old = {k: v for k, v in fold.items() if k != "awaiting"}
+    old["receipts"] = [r["event"] for r in fold["receipts"]]
+    for shape in (old, {**old, "receipts": []}):
+        with pytest.raises(CodecError):
+            decode_case(json.dumps(shape, ensure_ascii=False))
+
+    def downgrade(c: Connection) -> None:
+        store.save_case_txn(c, replace(record, fold=json.dumps(old, ensure_ascii=False)))
+
+    def load(c: Connection) -> Case | None:
+        federation = district.hub.view.require()
+        return load_case_txn(store, c, federation, number, lock=False)[1]
+
+    await district.hub.db.run("test", downgrade)
+    refolded = await district.hub.db.run("test", load)
+    assert refolded is not None
+    assert refolded.awaiting == (Receipt(accepted, VILLAGE_A),)
+    assert refolded.receipts == (Receipt(submitted.id, DISTRICT),)
+
+    receipt = chain.next("case.received", case=number, to=(DISTRICT,), body={"event": accepted})
+    await district.client(VILLAGE_A, session).push(wire(receipt))
+    record = await store.case(number)
+    assert record is not None and record.rejected == []
+    case = decode_case(record.fold)
+    assert case.awaiting == () and Receipt(accepted, VILLAGE_A) in case.receipts
+    assert await district.jobs.sign_receipts() == 0  # a receipt is owed no receipt
+
+
+async def test_the_reviewer_and_the_applicant_see_which_windows_confirmed(
+    start_hub: StartHub, session: aiohttp.ClientSession, browser: aiohttp.ClientSession
+) -> None:
+    """Acts of the authority are sent to the accepting and the pickup window; each window's
+    receipt shows on the reviewer's timeline as a 送达 mark of the act (not a line of its
+    own); 进度查询 tells the applicant of two receipts only."""
+    district = await start_hub(DISTRICT)
+    accepting, pickup = Chain(VILLAGE_A), Chain(VILLAGE_B)
+    draft = submit(Chain(VILLAGE_A), pickup=VILLAGE_B, blobs={"form": [], "idcard": []})
+    body = {**draft.body, "track": track_body("ABC234")}
+    submitted = accepting.next("case.submitted", case=draft.case, to=draft.to, body=body)
+    number = submitted.case or ""
+    await district.client(VILLAGE_A, session).push(wire(submitted))
+    assert await district.jobs.sign_receipts() == 1
+    await staff.set_password(district.hub, REVIEWER, PASSWORD)
+    bench = test_review.Workbench(district, browser)
+    assert (await bench.login())[0] == 200
+    _, accepted = await bench.call("POST", f"/api/cases/{number}/accept", {})
+    _, decided = await bench.call("POST", f"/api/cases/{number}/decide", {"result_code": 0})
+    pages = Pages(district, browser)
+    status, html, _ = await pages.get(f"/cases/{number}")
+    assert status == 200, html[:300]
+    assert html.count("传送中（站点 210102001001尚未签收）") == 2
+    assert html.count("传送中（站点 210102001002尚未签收）") == 2
+    assert "已送达窗口" not in html
+
+    def confirm(chain: Chain, event: str) -> Event:
+        return chain.next("case.received", case=number, to=(DISTRICT,), body={"event": event})
+
+    # The pickup window confirms the submission to the accepting window (not folded here).
+    await district.client(VILLAGE_B, session).push(
+        wire(
+            pickup.next(
+                "case.received", case=number, to=(VILLAGE_A,), body={"event": submitted.id}
+            ),
+            confirm(pickup, decided["event"]),
+        )
+    )
+    await district.client(VILLAGE_A, session).push(
+        wire(confirm(accepting, accepted["event"]), confirm(accepting, decided["event"]))
+    )
+    record = await district.hub.store.case(number)
+    assert record is not None and record.rejected == []
+    _, html, _ = await pages.get(f"/cases/{number}")
+    assert html.count("已送达窗口：站点 210102001001") == 2
+    assert html.count("已送达窗口：站点 210102001002") == 1  # the decision
+    assert html.count("传送中（站点 210102001002尚未签收）") == 1  # its 受理 not confirmed yet
+    assert html.count("已签收（送达回执）") == 1  # this hub's own receipt keeps its line
+
+    async with aiohttp.ClientSession() as public:
+        url = district.url.rstrip("/") + "/track"
+        async with public.post(url, data={"number": number, "code": "ABC234"}) as resp:
+            html = await resp.text()
+    assert resp.status == 200
+    assert html.count("已送达审批部门") == 1 and html.count("办结结果已送达出件窗口") == 1
+    assert "已签收" not in html
 
 
 async def test_a_failed_peer_config_fetch_is_on_the_status_page_and_in_metrics(

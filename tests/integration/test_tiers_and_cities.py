@@ -12,7 +12,10 @@ database. The test walks
 * 都市圈通办: a 沈阳 metro matter accepted at a 抚顺 village crosses 新抚 → 抚顺 → 沈阳 and
   back, with the 新抚 hub down while the decision is made; and a 抚顺 metro matter accepted
   in 和平, decided in 抚顺;
-* the catalog's scope at the window, and "not yours" from a peer city hub.
+* the catalog's scope at the window, and "not yours" from a peer city hub;
+* 送达回执 both ways: the deciding hub's receipt of each application reaches the window, and
+  the windows' receipts of each decision (the accepting and the pickup window) reach the
+  deciding hub, across tiers and cities.
 """
 
 from __future__ import annotations
@@ -199,6 +202,15 @@ async def all_held(reviewer: Reviewer, number: str) -> bool:
     return bool(blobs) and all(blob["held"] for blob in blobs)
 
 
+async def decision_confirmed(reviewer: Reviewer, number: str, windows: set[str]) -> bool:
+    """Whether the deciding hub's case shows its 办结 confirmed (送达回执) by exactly
+    ``windows``, and no event of the case refused by its fold."""
+    case = await reviewer.get(f"api/cases/{number}")
+    [decided] = [e for e in case["timeline"] if e["type"] == "case.decided"]
+    sent = {s["member"]: s["confirmed"] for s in decided["sent_to"]}
+    return sent == dict.fromkeys(windows, True) and case["last_error"] is None
+
+
 async def queued(reviewer: Reviewer, number: str) -> bool:
     return number in {c["number"] for c in (await reviewer.get("api/queue"))["cases"]}
 
@@ -255,6 +267,12 @@ async def test_tiers_and_cities(cities: Cities) -> None:
         )
         # The accepting window sees the result was collected at the pickup window.
         await eventually(state_is(clerks[HP_A], n_elsewhere, "delivered"), within=60)
+        # The windows' 送达回执 of the decision went up to the city hub: the reviewer sees the
+        # 办结 confirmed by the accepting window, and by the pickup window where it differs.
+        await eventually(partial(decision_confirmed, reviewer, n_local, {HP_A}), within=60)
+        await eventually(
+            partial(decision_confirmed, reviewer, n_elsewhere, {HP_A, TX_A}), within=60
+        )
 
         # -- scope at the window ---------------------------------------------------------
         refused = await clerks[XF_A].post("api/cases", application(ANNUAL, "孙律师", 3), expect=422)
@@ -284,6 +302,8 @@ async def test_tiers_and_cities(cities: Cities) -> None:
         assert detail["result"]["document"]["licence_no"] == "SYWY-0001"
         # The receipt signed at 沈阳 crossed back 沈阳 → 抚顺 → 新抚 → the village.
         assert (await eventually(arrived(clerks[XF_A], n_ride), within=60))["arrived"]
+        # ... and the village's receipt of the decision crossed the other way to 沈阳.
+        await eventually(partial(decision_confirmed, reviewer, n_ride, {XF_A}), within=60)
 
         # -- 都市圈通办 the other way: a 抚顺 metro matter accepted at a 和平 village ----------
         notary = await clerks[HP_B].post(
@@ -300,6 +320,7 @@ async def test_tiers_and_cities(cities: Cities) -> None:
         detail = await eventually(state_is(clerks[HP_B], n_notary, "decided"), within=60)
         assert detail["result"]["seal"]["genuine"] is True
         assert (await eventually(arrived(clerks[HP_B], n_notary), within=60))["arrived"]
+        await eventually(partial(decision_confirmed, fs_reviewer, n_notary, {HP_B}), within=60)
 
         # -- not yours ---------------------------------------------------------------------
         # 抚顺's city hub may push into 沈阳 what is addressed there, and read nothing else.

@@ -266,3 +266,32 @@ async def test_a_pickup_window_elsewhere_lists_the_waiting_result(synced: Synced
     await sync(engine)
     rows = await OutboxStore(ctx.store.db).rows()
     assert [(r.kind, r.case_no, r.destination) for r in rows] == [("pickup", number, None)]
+
+
+async def test_track_tells_of_two_receipts_only(
+    synced: Synced,
+    station: Initialised,
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+) -> None:
+    """进度查询 at the window: 已送达审批部门 (the authority's receipt of the application) and
+    办结结果已送达出件窗口 (the pickup window's, here this station's own, of the decision);
+    the station's receipt of the 受理 is bookkeeping and not shown."""
+    ctx, hub, engine = synced.ctx, synced.hub, synced.engine
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(
+        build_app(ctx, Auth(ctx.store), NodeMetrics()), server_kwargs=dict(RUNNER_KWARGS)
+    )
+    csrf = await page_login(client, station.password)
+    number, code = await accept_one(client, csrf)
+    await sync(engine)
+    submitted = (await ctx.store.case_events(number))[0].event
+    signer = HubSigner()
+    hub.serve(signer.sign("case.received", number, {"event": submitted.id}, [VILLAGE], MONDAY))
+    for event in signer.accept_and_approve(number, VILLAGE, MONDAY):
+        hub.serve(event)
+    await sync(engine)
+    own = [h.event for h in await ctx.store.case_events(number) if h.own]
+    assert [e.type for e in own] == ["case.submitted", "case.received", "case.received"]
+
+    html = await (await client.post("/track", data={"number": number, "code": code})).text()
+    assert html.count("已送达审批部门") == 1 and html.count("办结结果已送达出件窗口") == 1
+    assert "已签收" not in html

@@ -124,7 +124,8 @@ async def test_a_decision_from_the_feed_is_verified_folded_and_delivered(synced:
     ctx, hub, engine = synced.ctx, synced.hub, synced.engine
     number = (await accept_application(ctx, application()))["number"]
     await sync(engine)
-    for event in HubSigner().accept_and_approve(number, VILLAGE, MONDAY):
+    acts = HubSigner().accept_and_approve(number, VILLAGE, MONDAY)
+    for event in acts:
         hub.serve(event)
     await sync(engine)
     detail = await cases.case_detail(ctx, number)
@@ -142,9 +143,16 @@ async def test_a_decision_from_the_feed_is_verified_folded_and_delivered(synced:
     assert delivered["case"]["state_label"] == "已送达"
     await sync(engine)
     pushed = hub.chains[VILLAGE]
-    assert [e.type for e in pushed] == ["case.submitted", "case.delivered"]
-    assert pushed[1].to == ("2101:sfj",)
-    assert pushed[1].body["collector"] == "张三" and pushed[1].body["clerk"] == "admin"
+    # 送达回执 of 受理 and 办结, signed as they were stored (hidden from the timeline above)
+    assert [e.type for e in pushed] == [
+        "case.submitted",
+        "case.received",
+        "case.received",
+        "case.delivered",
+    ]
+    assert [(e.to, e.body) for e in pushed[1:3]] == [(("2101",), {"event": a.id}) for a in acts]
+    assert pushed[3].to == ("2101:sfj",)
+    assert pushed[3].body["collector"] == "张三" and pushed[3].body["clerk"] == "admin"
 
 
 async def test_a_later_config_does_not_undo_decisions_made_before_it(synced: Synced) -> None:

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hub.services import review, staff
 from node.app import build_app
 from node.metrics import NodeMetrics
 from node.runtime import open_context
@@ -33,7 +34,7 @@ from node.sync import SyncEngine
 from protocol.http.blobs import sha256_hex
 from protocol.http.server import RUNNER_KWARGS
 from tests.hub.conftest import RunningHub, StartHub, start_hub
-from tests.hub.fed import RELIEF, VILLAGE_A, key
+from tests.hub.fed import DISTRICT, PASSWORD, RELIEF, REVIEWER, VILLAGE_A, key
 
 from .conftest import Initialised
 from .helpers import Clock, resident_id
@@ -111,3 +112,58 @@ async def test_case_and_scan_reach_the_real_hub(
     await page_login(client, enrolled.password)
     html = await (await client.get(f"/cases/{receipt['number']}")).text()
     assert "送达审批部门" in html and "已送达审批部门" in html and "传送中" not in html
+
+
+async def test_the_window_confirms_the_decision_and_the_reviewer_sees_it(
+    with_hub: tuple[NodeContext, SyncEngine, RunningHub],
+) -> None:
+    """送达回执 the other way: the district's 受理 and 办结 reach the station, which signs a
+    receipt for each in the transaction that stored them and pushes them in the same sync
+    round; the reviewer's case file then shows both acts confirmed by the window."""
+    ctx, engine, hub = with_hub
+    assert await engine.cycle(), engine.runtime().last_error
+    receipt = await accept_application(
+        ctx,
+        Application(
+            matter=RELIEF,
+            applicant=Person("张三", resident_id()),
+            materials=(MaterialInput("form", "provided"), MaterialInput("idcard", "provided")),
+        ),
+    )
+    number = receipt["number"]
+    assert await engine.cycle(), engine.runtime().last_error
+    assert await hub.jobs.sign_receipts() == 1  # 已送达审批部门: the district's receipt
+    await staff.set_password(hub.hub, REVIEWER, PASSWORD)
+    _, reviewer = await staff.login(hub.hub, REVIEWER, PASSWORD)
+    accepted = (await review.act(hub.hub, reviewer, number, "accept", {}))["event"]
+    decided = (await review.act(hub.hub, reviewer, number, "decide", {"result_code": 0}))["event"]
+    before = await review.case_file(hub.hub, reviewer, number)
+    marks = {e["id"]: e.get("sent_to") for e in before["timeline"]}
+    assert (
+        marks[accepted] == marks[decided] == [{"member": VILLAGE_A, "confirmed": False, "at": None}]
+    )
+
+    # One sync round: the feed brings both acts, the store signs both receipts with them,
+    # and the engine loops at once to push them.
+    assert await engine.cycle(), engine.runtime().last_error
+    own = await ctx.store.own_events_after(VILLAGE_A, 0)
+    receipts = [e for e in own if e.type == "case.received"]
+    assert [(e.to, e.body) for e in receipts] == [
+        ((DISTRICT,), {"event": accepted}),
+        ((DISTRICT,), {"event": decided}),
+    ]
+    assert (await ctx.store.sync_state()).custody_seq == own[-1].seq
+    detail = await cases.case_detail(ctx, number)
+    assert detail["case"]["state"] == "decided"
+    assert "case.received" not in [t["type"] for t in detail["timeline"] if t["own"]]
+
+    after = await review.case_file(hub.hub, reviewer, number)
+    marks = {e["id"]: e.get("sent_to") for e in after["timeline"]}
+    at = {e.body["event"]: e.ts for e in receipts}
+    assert marks[accepted] == [{"member": VILLAGE_A, "confirmed": True, "at": at[accepted]}]
+    assert marks[decided] == [{"member": VILLAGE_A, "confirmed": True, "at": at[decided]}]
+    record = await hub.hub.store.case(number)
+    assert record is not None and record.rejected == []
+    assert await hub.jobs.sign_receipts() == 0  # receipts are owed no receipts
+    assert await engine.cycle(), engine.runtime().last_error
+    assert await ctx.store.own_events_after(VILLAGE_A, own[-1].seq) == []  # once each

@@ -21,8 +21,10 @@ from protocol.case import (
     CaseState,
     Item,
     Pledge,
+    Receipt,
     Who,
     blobs_named,
+    sign_receipt,
     submitted_to,
 )
 from protocol.config import Federation, FederationConfig
@@ -55,6 +57,7 @@ from tests.protocol.fed import (
     Maker,
     applicant,
     federation,
+    key,
     provided,
     sha,
     shenyang_dict,
@@ -98,11 +101,26 @@ DROP = object()
 
 
 def legal_author(case: Case, type: str) -> str:
-    """The member the table names for this move (the authority host for illegal ones)."""
+    """The member the table names for this move (the authority host for illegal ones; for a
+    receipt, the first addressee the case awaits)."""
     rule = TRANSITIONS.get((case.state, type))
     who = "authority" if rule is None else rule.who
-    hosts = ("authority", "window_or_authority", "authority_hub")
+    if who == "addressee" and case.awaiting:
+        return case.awaiting[0].member
+    hosts = ("authority", "window_or_authority", "addressee")
     return member_of(case.authority) if who in hosts else case.window
+
+
+def legal_to(case: Case, type: str, author: str) -> tuple[str, ...]:
+    """Where the apps send a move: an authority act to the windows (review._recipients), a
+    window's act to the authority and the other windows (node recipients), a receipt back
+    to the author of the event it confirms."""
+    if type == "case.received":
+        return ()  # the receipt's own to is owed nothing; the fold does not read it
+    if author == member_of(case.authority):
+        return tuple(dict.fromkeys((case.window, case.pickup)))
+    parties = (case.authority, case.window, case.pickup)
+    return tuple(dict.fromkeys(a for a in parties if member_of(a) != author))
 
 
 def legal_body(case: Case, type: str) -> dict[str, Any]:
@@ -113,7 +131,7 @@ def legal_body(case: Case, type: str) -> dict[str, Any]:
     elif type == "case.corrected":
         body = {"materials": submission(case.matter)["materials"]}
     elif type == "case.received":
-        return {"event": case.history[-1]}
+        return {"event": case.awaiting[0].event if case.awaiting else case.history[-1]}
     else:
         body = dict(DEFAULTS.get(type, {}))
     staff = STAFF.get(case.authority, {})
@@ -152,10 +170,17 @@ class Flow:
         return {k: v for k, v in body.items() if v is not DROP}
 
     def event(
-        self, type: str, author: str | None = None, *, ts: str | None = None, **fields: Any
+        self,
+        type: str,
+        author: str | None = None,
+        *,
+        ts: str | None = None,
+        to: tuple[str, ...] | None = None,
+        **fields: Any,
     ) -> Event:
         author = author or self.author(type)
-        return self.make(type, author, self.body(type, **fields), ts=ts)
+        to = legal_to(self.case, type, author) if to is None else to
+        return self.make(type, author, self.body(type, **fields), ts=ts, to=to)
 
     def do(self, type: str, author: str | None = None, /, **fields: Any) -> Case:
         self.case = FOLDER.apply(self.case, self.event(type, author, **fields))
@@ -222,7 +247,7 @@ WRONG_MEMBER: dict[Who, tuple[str, str]] = {
     "pickup": (NEIGHBOUR, "not_the_pickup"),
     "any_window": (CITY, "not_a_window"),
     "window_or_authority": (NEIGHBOUR, "not_the_authority"),
-    "authority_hub": (VILLAGE, "not_the_authority"),
+    "addressee": (NEIGHBOUR, "not_an_addressee"),
 }
 ROWS = sorted((k for k in TRANSITIONS if k[0] is not None), key=str)
 
@@ -1045,6 +1070,7 @@ def test_any_sequence_folds_or_is_rejected(data: st.DataObject) -> None:
             perturbed = data.draw(st.integers(0, 4), label="perturbed") == 0
             change = data.draw(ONE_CHANGE, label="change") if perturbed else {}
             body = legal_body(case, type) | change
+            to = legal_to(case, type, author)
         else:
             type = data.draw(st.sampled_from(TYPES), label="type")
             author = data.draw(st.sampled_from(AUTHORS), label="author")
@@ -1065,6 +1091,10 @@ def test_any_sequence_folds_or_is_rejected(data: st.DataObject) -> None:
         assert after.number == event.case
         open_pauses = [p for p in after.pauses if p.end is None]
         assert len(open_pauses) == (1 if after.state in PAUSED else 0)
+        # 送达回执: each (event, member) pair is owed or given, never both, never to its author
+        assert not set(after.awaiting) & set(after.receipts)
+        assert len(set(after.receipts)) == len(after.receipts)
+        assert all(r.event in after.history for r in (*after.awaiting, *after.receipts))
         # 差评 rated after the latest follow-up (by position in the history) still wait
         position = {e: i for i, e in enumerate(after.history)}
         answered = max((position[f.event] for f in after.follow_ups), default=-1)
@@ -1078,26 +1108,102 @@ def test_any_sequence_folds_or_is_rejected(data: st.DataObject) -> None:
 # -- 送达回执 ---------------------------------------------------------------------------
 
 
-def test_receipt_confirms_each_event_once_and_keeps_the_state() -> None:
+def receipt_scene(scene: str) -> tuple[Flow, str, str]:
+    """A case and a receipt to fold into it: (flow, signer, id of the event confirmed)."""
+    if scene == "decision":  # the authority's 办结, sent down to the accepting window
+        flow = reach(S.DECIDED, ANNUAL)
+        return flow, VILLAGE, flow.case.history[-1]
+    if scene in ("pickup_submission", "pickup_decision"):  # 出件 at another station
+        flow = Flow(ANNUAL, pickup=VILLAGE_2)
+        if scene == "pickup_submission":
+            return flow, VILLAGE_2, flow.case.history[0]
+        flow.do("case.accepted")
+        flow.do("case.decided")
+        return flow, VILLAGE_2, flow.case.history[-1]
+    if scene == "delivery":  # 出件 elsewhere: the pickup window tells the accepting one
+        flow = Flow(ANNUAL, pickup=VILLAGE_2)
+        flow.do("case.accepted")
+        flow.do("case.decided")
+        flow.do("case.delivered", VILLAGE_2)
+        return flow, VILLAGE, flow.case.history[-1]
+    if scene == "paused":  # a 补办 notice: the receipt neither ends nor restarts the pause
+        flow = reach(S.AWAITING_SUPPLEMENT)
+        return flow, VILLAGE, flow.case.history[-1]
     flow = Flow()
     submitted = flow.case.history[0]
-    assert not flow.case.received_by_authority
-    flow.reject("not_the_authority", "case.received", VILLAGE, event=submitted)
+    if scene == "own":  # the author is not owed a receipt for its own event
+        return flow, VILLAGE, submitted
+    if scene == "stranger":  # nor is a member the event was not sent to
+        return flow, NEIGHBOUR, submitted
+    if scene == "receipt_of_a_receipt":  # receipts get no receipts: no ping-pong
+        flow.do("case.received", CITY, event=submitted, to=(VILLAGE,))
+        return flow, VILLAGE, flow.case.history[-1]
+    assert scene == "duplicate"
+    flow.do("case.received", CITY, event=submitted)
+    return flow, CITY, submitted
+
+
+@pytest.mark.parametrize(
+    ("scene", "refused"),
+    [
+        ("decision", None),
+        ("pickup_submission", None),
+        ("pickup_decision", None),
+        ("delivery", None),
+        ("paused", None),
+        ("own", "not_an_addressee"),
+        ("stranger", "not_an_addressee"),
+        ("receipt_of_a_receipt", "not_an_addressee"),
+        ("duplicate", "duplicate_receipt"),
+    ],
+)
+def test_receipt_by_an_addressee_owed_one(scene: str, refused: str | None) -> None:
+    flow, signer, held = receipt_scene(scene)
+    before = flow.case
+    if refused is not None:
+        flow.reject(refused, "case.received", signer, event=held)
+        return
+    assert Receipt(held, signer) in before.awaiting
+    after = flow.do("case.received", signer, event=held)
+    assert after.receipts == (*before.receipts, Receipt(held, signer))
+    assert Receipt(held, signer) not in after.awaiting
+    assert len(after.awaiting) == len(before.awaiting) - 1
+    assert (after.state, after.pauses, after.previous) == (
+        before.state,
+        before.pauses,
+        before.previous,
+    )
+    assert (signer, True) in after.addressees(held)
+    flow.reject("duplicate_receipt", "case.received", signer, event=held)
+
+
+def test_what_each_event_is_owed() -> None:
+    """One receipt per member addressed (a hub and its departments count once), author aside."""
+    flow = Flow(ANNUAL, pickup=VILLAGE_2)
+    submitted = flow.case.history[0]
+    assert flow.case.awaiting == (Receipt(submitted, CITY), Receipt(submitted, VILLAGE_2))
+    assert flow.case.addressees(submitted) == ((CITY, False), (VILLAGE_2, False))
+    flow.do("case.accepted", to=(VILLAGE, VILLAGE_2, CITY, SFJ))
+    accepted = flow.case.history[-1]
+    assert [r for r in flow.case.awaiting if r.event == accepted] == [
+        Receipt(accepted, VILLAGE),
+        Receipt(accepted, VILLAGE_2),
+    ]
+    flow.do("case.received", CITY, event=submitted, to=(VILLAGE,))
+    receipt = flow.case.history[-1]
+    assert flow.case.addressees(receipt) == ()  # a receipt is owed nothing
+    assert flow.case.addressees(submitted) == ((CITY, True), (VILLAGE_2, False))
+
+
+def test_received_by_authority_needs_the_authority_host_on_the_submission() -> None:
+    flow = Flow(ANNUAL, pickup=VILLAGE_2)
+    submitted = flow.case.history[0]
     flow.reject("unknown_event", "case.received", event="f" * 64)
     flow.reject("unknown_event", "case.received", event=None)
-    case = flow.do("case.received", event=submitted)
-    assert case.state is S.SUBMITTED and case.receipts == (submitted,)
-    assert case.received_by_authority
-    flow.reject("duplicate_receipt", "case.received", event=submitted)
-
-
-def test_receipt_in_a_pause_neither_ends_nor_restarts_it() -> None:
-    flow = reach(S.AWAITING_SUPPLEMENT)
-    before = flow.case
-    after = flow.do("case.received", event=before.history[0])
-    assert after.state is S.AWAITING_SUPPLEMENT
-    assert (after.pauses, after.previous) == (before.pauses, before.previous)
-    assert after.received_by_authority
+    flow.do("case.received", VILLAGE_2, event=submitted)
+    assert not flow.case.received_by_authority  # the pickup window holds it, not the authority
+    case = flow.do("case.received", CITY, event=submitted)
+    assert case.state is S.SUBMITTED and case.received_by_authority
 
 
 def test_time_limits_count_events_when_the_folder_says(make: Maker) -> None:
@@ -1157,3 +1263,20 @@ def test_scheduled_termination_only_past_the_容缺_deadline() -> None:
     plain = Flow(ANNUAL)  # no pledge at all
     plain.do("case.accepted")
     plain.reject("not_overdue", "case.terminated", ts="2026-11-30T09:00:00+08:00", **auto)
+
+
+def test_sign_receipt_makes_the_receipt_the_fold_awaits() -> None:
+    flow, signer, held = receipt_scene("decision")
+    author = flow.host  # the 办结 is the authority's
+    receipt = sign_receipt(
+        key(signer),
+        author=signer,
+        seq=7,
+        prev="ab" * 32,
+        ts="2026-11-20T10:00:00+08:00",
+        case=flow.case.number,
+        held=held,
+        held_author=author,
+    )
+    assert (receipt.type, receipt.to, receipt.body) == ("case.received", (author,), {"event": held})
+    assert Receipt(held, signer) in FOLDER.apply(flow.case, receipt).receipts

@@ -25,6 +25,10 @@ from typing import Any, Final, Protocol
 from argon2.exceptions import HashingError
 from argon2.low_level import Type, hash_secret_raw
 
+from protocol.case import RECEIPT
+from protocol.event import Event
+from protocol.ids import member_of
+
 #: No 0/O, 1/I/L: read aloud over the phone without doubt.
 ALPHABET: Final = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH: Final = 6
@@ -190,3 +194,25 @@ EVENT_TEXT: Final = {
     "case.verified": "审批部门完成告知承诺核查",
     "case.followed_up": "审批部门完成差评回访",
 }
+
+#: The two 送达回执 the applicant is told of, by the type of the event confirmed.
+RECEIPT_TEXT: Final = {
+    "case.submitted": "已送达审批部门",  # the authority's hub holds the application
+    "case.decided": "办结结果已送达出件窗口",  # the pickup window holds the decision
+}
+
+
+def public_receipts(events: Sequence[Event], authority: str, pickup: str) -> dict[str, str | None]:
+    """The 进度查询 words of each 送达回执 among ``events`` (by id): the authority's receipt of
+    the application, the pickup window's of the decision; None hides the others (windows and
+    hubs confirming notices to each other tell the applicant nothing)."""
+    types = {e.id: e.type for e in events}
+    words: dict[str, str | None] = {}
+    for event in events:
+        if event.type != RECEIPT:
+            continue
+        confirmed = event.body.get("event")
+        held = types.get(confirmed, "") if isinstance(confirmed, str) else ""
+        signer = {"case.submitted": member_of(authority), "case.decided": pickup}.get(held)
+        words[event.id] = RECEIPT_TEXT[held] if event.author == signer else None
+    return words
