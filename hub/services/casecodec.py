@@ -11,13 +11,14 @@ long as they are built from dataclasses, tuples, optionals, enums, dates and JSO
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from datetime import date, datetime
 from enum import Enum
 from functools import cache
 from typing import Any, Union
+
+import orjson
 
 from protocol.case import Case
 from protocol.config import Matter
@@ -48,7 +49,7 @@ _PLAIN = frozenset({str, int, bool, type(None)})
 _SHARED: tuple[type, ...] = (Matter,)
 _CACHE_LIMIT = 1024
 _encoded_shared: dict[int, tuple[Any, Any]] = {}
-_decoded_shared: dict[tuple[type, str], Any] = {}
+_decoded_shared: dict[tuple[type, bytes], Any] = {}
 
 
 def _encode_shared(value: Any) -> Any:
@@ -66,7 +67,7 @@ def _encode_shared(value: Any) -> Any:
 
 
 def _decode_shared(tp: type, raw: Any) -> Any:
-    key = (tp, json.dumps(raw, sort_keys=True, ensure_ascii=False))
+    key = (tp, orjson.dumps(raw, option=orjson.OPT_SORT_KEYS))
     hit = _decoded_shared.get(key)
     if hit is None:
         hit = _decode_fields(tp, raw)
@@ -228,7 +229,7 @@ def _compiled(cls: type) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 _terms_text: dict[int, tuple[Matter, str]] = {}
@@ -249,7 +250,7 @@ def encode_case(case: Case) -> str:
 def decode_case(text: str) -> Case:
     """Inverse of :func:`encode_case`; :class:`CodecError` when the shape changed."""
     try:
-        value = _decode(Case, json.loads(text))
+        value = _decode(Case, orjson.loads(text))
     except (ValueError, TypeError, KeyError) as exc:
         raise CodecError(str(exc)) from None
     assert isinstance(value, Case)

@@ -111,7 +111,25 @@ def test_canonical_is_rfc8785() -> None:
 # orders by UTF-16 code units and Python by code points.
 _TEXT = st.text(
     st.one_of(
-        st.sampled_from(["a", "B", "\x00", "\x1f", '"', "\\", "\x7f", "é", "\u2028"]),
+        st.sampled_from(
+            [
+                "a",
+                "B",
+                "\x00",
+                "\x1f",
+                '"',
+                "\\",
+                "\x7f",
+                "é",
+                "\u2028",
+                "\b",
+                "\f",
+                "\n",
+                "\r",
+                "\t",
+                "/",
+            ]
+        ),
         st.sampled_from(["\ue000", "\uffff", "\U0001f600", "\U00010000", "办"]),
     ),
     max_size=4,
