@@ -45,7 +45,7 @@ from protocol.sync import Ack, FeedPage, PushSession
 from .core import Hub
 from .logs import log
 from .services import supervision
-from .services.ingest import ingest_txn, record_effects, screen_batch
+from .services.ingest import ingest_txn, record_effects, screen
 from .services.push import index_events
 from .services.receipts import sign_due
 
@@ -379,7 +379,7 @@ class RelayJobs:
         offered, undecodable = index_events(answer["events"], list(page.events), rejects)
         federation = self.hub.view.require()
         at = self.hub.now()
-        screened = await screen_batch(federation, offered, lambda _event: "relay", at)
+        screened = screen(federation, offered, lambda _event: "relay", at)
 
         def txn(c: Connection) -> Any:
             intake = ingest_txn(

@@ -25,7 +25,6 @@ for the operator, and equivocations are kept as evidence with an alert.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -201,10 +200,6 @@ class Intake:
 
 ModeOf = Callable[[Event], Mode]
 
-# Below this many events a batch is screened on the event loop's thread: handing work to
-# another thread costs more than verifying a few signatures.
-SCREEN_CHUNK = 16
-
 
 @dataclass(frozen=True)
 class Screened:
@@ -221,7 +216,9 @@ def screen(
 ) -> Screened:
     """Step 1 of the module docstring for each event: a known author, a sender allowed to
     bring it, a key valid at receipt (own chain) or at the event's ``ts`` (relayed), a
-    signature. Needs no database, so it runs before the transaction (see :func:`screen_batch`)."""
+    signature. Needs no database, so it runs before the transaction: no chain head is locked
+    while signatures are checked. (Checking them on worker threads gained nothing: the event
+    loop holds the GIL, and a thread waits for it after every verification.)"""
     passed: list[tuple[Offered, Mode]] = []
     refused: list[tuple[Offered, Mode | None, ProtocolError]] = []
     for item in offered:
@@ -241,24 +238,6 @@ def screen(
             continue
         passed.append((item, mode))
     return Screened(tuple(passed), tuple(refused))
-
-
-async def screen_batch(
-    federation: Federation, offered: Sequence[Offered], mode_of: ModeOf, at: datetime
-) -> Screened:
-    """:func:`screen` with the signatures checked on worker threads: Ed25519 verification
-    releases the GIL, so a batch uses every core while the event loop serves other requests,
-    and no chain head is locked while it runs."""
-    if len(offered) <= SCREEN_CHUNK:
-        return screen(federation, offered, mode_of, at)
-    chunks = [offered[i : i + SCREEN_CHUNK] for i in range(0, len(offered), SCREEN_CHUNK)]
-    parts = await asyncio.gather(
-        *(asyncio.to_thread(screen, federation, chunk, mode_of, at) for chunk in chunks)
-    )
-    return Screened(
-        tuple(p for part in parts for p in part.passed),
-        tuple(r for part in parts for r in part.refused),
-    )
 
 
 def ingest_txn(

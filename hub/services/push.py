@@ -22,7 +22,7 @@ from .ingest import (
     Undecodable,
     ingest_txn,
     record_effects,
-    screen_batch,
+    screen,
 )
 
 logger = logging.getLogger("tongban.hub.push")
@@ -98,7 +98,7 @@ async def receive_push(hub: Hub, pusher: str, obj: Any) -> Ack:
     mode_of = pusher_modes(federation, hub.me, pusher)
     offered, undecodable = split_batch(obj)
     at = hub.now()
-    screened = await screen_batch(federation, offered, mode_of, at)
+    screened = screen(federation, offered, mode_of, at)
     intake = await hub.db.run(
         "push",
         lambda c: ingest_txn(
