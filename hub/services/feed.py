@@ -174,7 +174,10 @@ async def read_feed(
             remaining = deadline - time.monotonic()
             if rows or remaining <= 0:
                 break
+            # asyncio.timeout, not wait_for: no extra task per waiting window (a hub holds
+            # thousands, and every object they keep is walked by each full collection).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await wake.wait()
     cursor = rows[-1][0] if rows else after
     return FeedSlice([wire for _, wire in rows], str(cursor), more)
