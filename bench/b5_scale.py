@@ -3,7 +3,8 @@ district hub as stations do, then the hub's capacity.
 
 1. **Held long-polls**: every station holds ``GET /v1/feed`` with the station's own wait (25 s,
    ``node.sync.FEED_WAIT``), follows its cursor (the hub's 送达回执 land in the feed and wake
-   it) and backs off after an error.
+   it) and backs off after an error. Stations come online at random times over the first
+   30 s, and the load starts after that, in the steady state.
 2. **Load**: applications arrive as a Poisson stream at :data:`RATE` per second at windows
    drawn at random; the window pushes its signed ``case.submitted`` and then reads its feed
    (``wait=0``, after its cursor), as a station does after a wake-up. Push and feed latency
@@ -19,6 +20,7 @@ RSS ÷ 300 MB."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import random
 import time
@@ -60,8 +62,9 @@ class Window:
         self.cursor: str | None = None
         self.busy = asyncio.Lock()
 
-    async def hold(self, stop: asyncio.Event) -> None:
+    async def hold(self, stop: asyncio.Event, start_after: float) -> None:
         """The station's long-poll, following its cursor; 1 s back-off after an error."""
+        await asyncio.sleep(start_after)
         while not stop.is_set():
             try:
                 page = await self.client.feed(self.cursor, FEED_WAIT)
@@ -115,9 +118,21 @@ async def run(root: Path, progress: Progress) -> Result:
             ]
             stop = asyncio.Event()
             lags: list[float] = []
-            holders = [asyncio.create_task(w.hold(stop)) for w in windows]
+            # Stations come online at different times, so their long-polls renew spread over
+            # the wait; the load starts after one full round, in the steady state. (All at
+            # once, as after a hub restart, they come back in a burst that the hub's
+            # shortened waits spread out over a few rounds: docs/benchmarks.md.)
+            settle = 2.0 if QUICK[0] else FEED_WAIT + 5
+            holders = [
+                asyncio.create_task(w.hold(stop, rng.uniform(0, settle - 1))) for w in windows
+            ]
             ticker = asyncio.create_task(loop_lag(stop, lags))
-            await asyncio.sleep(2 if QUICK[0] else 10)
+            await asyncio.sleep(settle)
+            # The load generator's own collector stays out of the measurement: its full
+            # collections (2,000 stations, their keys and connections) took up to 190 ms,
+            # which the clients would have counted as the hub's latency.
+            gc.collect()
+            gc.disable()
             progress(f"{stations_n} long-polls held; hub RSS {proc_rss_bytes(pid)[0] / 1e6:.0f} MB")
 
             # 2. Poisson arrivals at RATE for `seconds`.
@@ -163,6 +178,7 @@ async def run(root: Path, progress: Progress) -> Result:
             capacity = taken / cap_s
             progress(f"capacity: {taken} applications in {cap_s:.1f}s = {capacity:.0f}/s")
             stop.set()
+            gc.enable()
             rss, hwm = proc_rss_bytes(pid)
             for task in [*holders, ticker]:
                 task.cancel()
