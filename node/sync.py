@@ -18,10 +18,11 @@ lose. Each cycle rebuilds what it needs from the store:
    and folded into its case; refused events go to the quarantine; the 送达回执 the cases
    then await from this station are signed (:mod:`node.services.receipts`) and the cursor
    moves, all in the same transaction. Receipts signed wake the engine, so the cycle loops
-   and pushes them at once. A wake-up (a new own event) cuts the long-poll short: resending
-   the same GET later is harmless;
-4. **config**: ``GET /v1/config?have=<serial>``; a newer config that passes the trust
-   rules is adopted and every case refolded under it.
+   and pushes them at once. A wake-up (a new own event) while the long-poll waits pushes
+   the event (and uploads its blobs) on another connection; the long-poll stays open;
+4. **config**: ``GET /v1/config?have=<serial>`` after a long-poll that brought nothing, and
+   at least every :data:`CONFIG_EVERY` seconds; a newer config that passes the trust rules
+   is adopted and every case refolded under it.
 
 Scheduling: an APScheduler job runs the cycle. After a successful cycle it is rescheduled
 at once (the long-poll paces it); after a failure, after a jittered exponential backoff
@@ -70,12 +71,13 @@ T = TypeVar("T")
 FEED_WAIT = 25.0
 SAFETY_INTERVAL = 60.0
 MIN_CYCLE = 1.0  # seconds: the shortest time between two healthy cycles
-# After a wake-up cut the long-poll short, wait this long before pushing, so a burst of
-# applications accepted at the window goes up as one batch (one signed request, one gzip
-# stream) rather than one request per event.
+# After a wake-up, wait this long before pushing, so a burst of applications accepted at the
+# window goes up as one batch (one signed request, one gzip stream) rather than one request
+# per event.
 PUSH_SETTLE = 0.2
 UPLOAD_STREAMS = 3  # blobs uploaded at once (see upload_blobs)
 SUCCESS_RECORD_INTERVAL = 1.0
+CONFIG_EVERY = 60.0  # seconds: the longest a busy window goes without asking for the config
 CARD_NEAR_DAYS = 1  # a yellow card within this many working days of the deadline
 CARD_STATES = (
     CaseState.SUBMITTED,
@@ -150,7 +152,8 @@ class SyncEngine:
         self.metrics = metrics or NodeMetrics()
         self.feed_wait = feed_wait
         self.push_settle = PUSH_SETTLE
-        self.cut_short = False  # the last pull's long-poll was cut short by a wake-up
+        self._quiet = False  # the last pull's long-poll ran its course with nothing new
+        self._config_at = float("-inf")  # when the config was last asked for (monotonic)
         station = ctx.station
         # One view of the hub's clock for both clients: a station whose clock is off learns
         # the hub's time once (protocol.http.clock) and signs every request with it.
@@ -202,17 +205,18 @@ class SyncEngine:
         return self._more
 
     def wake(self) -> None:
-        """A new own event (or the clerk's 立即同步): cut any wait short and sync now."""
+        """A new own event (or the clerk's 立即同步): push now (alongside a held long-poll)
+        and cut a back-off wait short."""
         self._wake.set()
 
     # -- scheduling --------------------------------------------------------------------
     #
     # One long-lived loop task does the syncing: a healthy cycle ends in a long-poll, so the
-    # loop paces itself; after a failure it sleeps the backoff delay. A wake-up cuts both the
-    # long-poll and the backoff sleep short. The APScheduler job is only the safety net that
-    # (re)starts the loop if it is not running; it never runs a cycle itself, because a job
-    # that reschedules itself while still running is skipped by APScheduler
-    # (max_instances=1), which left results waiting a whole interval.
+    # loop paces itself; after a failure it sleeps the backoff delay. A wake-up pushes while
+    # the long-poll waits and cuts the backoff sleep short. The APScheduler job is only the
+    # safety net that (re)starts the loop if it is not running; it never runs a cycle
+    # itself, because a job that reschedules itself while still running is skipped by
+    # APScheduler (max_instances=1), which left results waiting a whole interval.
 
     def start(self, scheduler: AsyncIOScheduler) -> None:
         """Add the sync job to ``scheduler`` (which the caller starts and shuts down)."""
@@ -269,10 +273,7 @@ class SyncEngine:
         async with self._lock:
             self._in_cycle = True
             try:
-                woken = False
                 while True:
-                    if woken and self.push_settle > 0:
-                        await asyncio.sleep(self.push_settle)
                     self._wake.clear()
                     self._more = False
                     if self.ctx.configs.home is None:
@@ -280,12 +281,9 @@ class SyncEngine:
                     await self.push()
                     await self.upload_blobs()
                     await self.pull(self.feed_wait)
-                    if not self.cut_short:
-                        # A long-poll cut short by a wake-up asks nothing of the config:
-                        # the next one that runs its course does.
+                    if self._config_due():
                         await self.refresh_config()
-                    woken = self._wake.is_set()
-                    if not (woken or self._more) or self._stopping:
+                    if not (self._wake.is_set() or self._more) or self._stopping:
                         break
             except (PeerFailure, ProtocolError) as exc:
                 await self._failed(exc)
@@ -498,21 +496,18 @@ class SyncEngine:
     # -- 3. feed -----------------------------------------------------------------------
 
     async def pull(self, wait: float) -> int:
-        """One (long-poll) feed request; returns how many new events were stored (0 also
-        when a wake-up cut it short: then :attr:`cut_short` is set)."""
+        """One (long-poll) feed request; returns how many new events were stored. Own
+        events accepted meanwhile are pushed while it waits (:meth:`_pushing_meanwhile`)."""
         federation = self.ctx.configs.federation
         self._polled = federation is not None
-        self.cut_short = False
+        self._quiet = True
         if federation is None:
             return 0  # nothing could be verified yet
         store = self.ctx.store
         state = await store.sync_state()
-        answer = await self._interruptible(
+        answer = await self._pushing_meanwhile(
             self._request("feed", self.peer.feed(state.feed_cursor, wait))
         )
-        self.cut_short = answer is None
-        if answer is None:
-            return 0
         page, bad = FeedPage.decode(answer)
         refused = [Refused(r.id, r.author, r.seq, None, r.reason, r.detail, None) for r in bad]
         accepted = _verified(federation, page.events, refused)
@@ -525,6 +520,7 @@ class SyncEngine:
             receipt_maker(self.ctx, federation),
         )
         self._signed(result.signed)
+        self._quiet = not page.events
         self._more = page.more  # 通知 follow the fold (node.services.notify.hook)
         self.metrics.events_received.inc(len(result.stored))
         if result.refused:
@@ -570,25 +566,46 @@ class SyncEngine:
             log(logger, "receipt.signed", count=len(receipts))
             self.wake()
 
-    async def _interruptible(self, call: Awaitable[T]) -> T | None:
-        """Await ``call`` unless a wake-up comes first (then cancel it and return None)."""
+    async def _pushing_meanwhile(self, call: Awaitable[T]) -> T:
+        """Await ``call`` (the long-poll); a wake-up meanwhile (a new own event) is pushed,
+        with its blobs, on another connection while the long-poll stays open.
+
+        Cutting the long-poll short instead would close its connection: a new one (and, in
+        a deployment, a new TLS handshake) and a new signed request for every application
+        a busy window accepts, bytes a 2G link pays for (B2 in docs/benchmarks.md).
+        """
         task = asyncio.ensure_future(call)
-        waker = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait({task, waker}, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                waker = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({task, waker}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waker.cancel()
+                if task.done():
+                    return task.result()
+                if self.push_settle > 0:
+                    await asyncio.sleep(self.push_settle)  # a burst goes up as one batch
+                self._wake.clear()
+                await self.push()
+                await self.upload_blobs()
         finally:
-            waker.cancel()
-        if task.done():
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return None
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def _config_due(self) -> bool:
+        """Whether to ask for a newer config now: after a long-poll that ran its course with
+        nothing new, and at least every :data:`CONFIG_EVERY` seconds; not after every page
+        (a busy window's feed brings pages all day)."""
+        return self._quiet or self._monotonic() - self._config_at >= CONFIG_EVERY
 
     # -- 4. config ---------------------------------------------------------------------
 
     async def refresh_config(self) -> bool:
         """Fetch a newer config; True when one was adopted."""
+        self._config_at = self._monotonic()
         home = self.ctx.configs.home
         answer = await self._request(
             "config", self.peer.config(None if home is None else home.serial)

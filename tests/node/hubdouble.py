@@ -54,6 +54,7 @@ class HubDouble:
         self.patches = 0
         self.pushed = asyncio.Event()  # set after every push answered
         self.polling = asyncio.Event()  # set while a feed long-poll waits
+        self.feed_requests = 0
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -114,6 +115,7 @@ class HubDouble:
 
     async def feed_handler(self, request: web.Request) -> web.Response:
         await self._auth(request)
+        self.feed_requests += 1
         after = int(request.query.get("after", "0"))
         wait = float(request.query.get("wait", "0"))
         if after >= len(self.feed) and wait > 0:

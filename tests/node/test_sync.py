@@ -258,7 +258,7 @@ async def test_offline_backs_off_and_recovers(synced: Synced, clock: Clock) -> N
     assert (await status.sync_status(ctx))["last_error_text"] is None
 
 
-async def test_a_new_event_cuts_the_long_poll_short(synced: Synced) -> None:
+async def test_a_new_event_is_pushed_while_the_long_poll_stays_open(synced: Synced) -> None:
     ctx, hub, engine = synced.ctx, synced.hub, synced.engine
     engine.feed_wait = 30.0
     running = asyncio.create_task(engine.cycle())
@@ -267,6 +267,13 @@ async def test_a_new_event_cuts_the_long_poll_short(synced: Synced) -> None:
     await accept_application(ctx, application())  # wakes the engine
     await asyncio.wait_for(hub.pushed.wait(), 5)  # long before the 30 s poll would end
     assert [e.seq for e in hub.chains[VILLAGE]] == [1]
+    hub.pushed.clear()
+    await accept_application(ctx, application())
+    await asyncio.wait_for(hub.pushed.wait(), 5)
+    assert [e.seq for e in hub.chains[VILLAGE]] == [1, 2]
+    await asyncio.sleep(0.3)
+    # The long-poll was neither cut nor asked again: one feed request, still waiting.
+    assert hub.feed_requests == 1 and hub.polling.is_set() and not running.done()
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
