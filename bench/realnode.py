@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from node.station import DB_FILE
 from ops.launch import Member, eventually, free_port
 from tests.integration.faultproxy import FaultProxy, LinkProfile
 from tests.integration.harness import Clerk, Reviewer, id_number
@@ -68,6 +70,22 @@ class Village:
             return time.monotonic() if idle else None
 
         return await eventually(empty, within=within, every=0.05)
+
+    def received(self) -> int:
+        """How many events of others the station holds (its own database, read-only)."""
+        uri = f"file:{self.station.data / DB_FILE}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            return int(db.execute("SELECT count(*) FROM events WHERE NOT own").fetchone()[0])
+
+    async def settled(self, received: int, within: float = 120.0) -> float:
+        """:meth:`drained`, and the station holds ``received`` events of others (the
+        送达回执 that come back down): the link has carried everything both ways."""
+        await self.drained(within)
+
+        async def arrived() -> float | None:
+            return time.monotonic() if self.received() >= received else None
+
+        return await eventually(arrived, within=within, every=0.05)
 
 
 @contextlib.asynccontextmanager
