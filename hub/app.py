@@ -67,4 +67,11 @@ def build_app(hub: Hub, *, jobs: bool = True) -> web.Application:
         await relay.stop()  # also closes the HTTP session of jobs driven by hand
 
     app.cleanup_ctx.append(relay_jobs)
+    app.on_response_prepare.append(_no_server_header)
     return app
+
+
+async def _no_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    # "Python/3.11 aiohttp/3.x" tells a scanner what to try and costs every answer ~35 bytes
+    # on a 2G link.
+    response.headers.popall("Server", None)

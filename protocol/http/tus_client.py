@@ -37,7 +37,7 @@ from ..encoding import loads_strict
 from ..errors import ProtocolError
 from ..keys import KeyPair
 from .blobs import check_hash
-from .client import PeerError, PeerUnavailable, StaleRequest, new_nonce
+from .client import UNSENT_HEADERS, PeerError, PeerUnavailable, StaleRequest, new_nonce
 from .clock import CLOCK_HEADER, PeerClock
 from .signing import sign_request
 from .tus import checksum_header, encode_metadata
@@ -251,6 +251,7 @@ class TusClient:
                 headers=signed,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 allow_redirects=False,
+                skip_auto_headers=UNSENT_HEADERS,
             ) as resp:
                 if not 200 <= resp.status < 300:
                     raw = await resp.content.read(_MAX_ERROR_BODY)
