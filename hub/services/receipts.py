@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from ..core import Hub
     from .ingest import Effects, Router
 
-RECEIPT_BATCH = 100  # receipts signed in one transaction
+# Receipts signed in one transaction: one commit for many, while the event loop, which runs
+# the transaction's Python between round trips, is not held up long (pushes wait for it).
+RECEIPT_BATCH = 25
 
 
 def note_txn(router: Router, event: Event, outcome: FoldOutcome) -> None:
