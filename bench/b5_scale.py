@@ -1,10 +1,11 @@
 """B5: 2,000 simulated stations (real protocol code, own keys and chains) syncing against one
 district hub as stations do, then the hub's capacity.
 
-1. **Held long-polls**: every station holds ``GET /v1/feed`` with the station's own wait (25 s,
-   ``node.sync.FEED_WAIT``), follows its cursor (the hub's 送达回执 land in the feed and wake
-   it) and backs off after an error. Stations come online at random times over the first
-   30 s, and the load starts after that, in the steady state.
+1. **Held long-polls**: every station holds ``GET /v1/feed`` with the station's own wait
+   (``node.sync.FEED_WAIT``), follows its cursor (the hub's 送达回执 land in the feed and wake
+   it) and backs off after an error, in a process of its own (``bench/b5_holders.py``).
+   Stations come online at random times over one wait, and the load starts after that, in
+   the steady state.
 2. **Load**: applications arrive as a Poisson stream at :data:`RATE` per second at windows
    drawn at random; the window pushes its signed ``case.submitted`` and then reads its feed
    (``wait=0``, after its cursor), as a station does after a wake-up. Push and feed latency
@@ -23,6 +24,7 @@ import asyncio
 import gc
 import itertools
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -53,8 +55,8 @@ IN_FLIGHT = 32  # concurrent windows in phase 3
 
 
 class Window:
-    """A simulated station with its client and feed cursor; one push at a time, as its sync
-    engine does."""
+    """A simulated station's pushes and feed reads (its long-poll is held by the holders'
+    process); one push at a time, as its sync engine does."""
 
     def __init__(self, station: SimStation, client: PeerClient) -> None:
         self.station = station
@@ -62,25 +64,16 @@ class Window:
         self.cursor: str | None = None
         self.busy = asyncio.Lock()
 
-    async def hold(self, stop: asyncio.Event, start_after: float) -> None:
-        """The station's long-poll, following its cursor; 1 s back-off after an error."""
-        await asyncio.sleep(start_after)
-        while not stop.is_set():
-            try:
-                page = await self.client.feed(self.cursor, FEED_WAIT)
-                self.cursor = page.get("cursor", self.cursor)
-            except Exception:
-                await asyncio.sleep(1.0)
-
     async def apply(self) -> tuple[float, float]:
-        """Push one application and read the feed: (push seconds, feed seconds)."""
+        """Push one application and read the feed after the cursor: (push s, feed s)."""
         async with self.busy:
             event = self.station.submit()
             t0 = time.perf_counter()
             ack = await self.client.push_events([event])
             t1 = time.perf_counter()
-            await self.client.feed(self.cursor, 0)
+            page = await self.client.feed(self.cursor, 0)
             t2 = time.perf_counter()
+            self.cursor = page.get("cursor", self.cursor)
         assert ack["custody"][self.station.id] == self.station.seq, ack
         return t1 - t0, t2 - t1
 
@@ -118,19 +111,22 @@ async def run(root: Path, progress: Progress) -> Result:
             ]
             stop = asyncio.Event()
             lags: list[float] = []
-            # Stations come online at different times, so their long-polls renew spread over
-            # the wait; the load starts after one full round, in the steady state. (All at
-            # once, as after a hub restart, they come back in a burst that the hub's
-            # shortened waits spread out over a few rounds: docs/benchmarks.md.)
+            # The long-polls run in a process of their own (bench/b5_holders.py); stations
+            # come online at random over `settle` seconds, and the load starts after that,
+            # in the steady state. (All at once, as after a hub restart, they come back in a
+            # burst that the hub's shortened waits spread out over a few rounds.)
             settle = 2.0 if QUICK[0] else FEED_WAIT + 5
-            holders = [
-                asyncio.create_task(w.hold(stop, rng.uniform(0, settle - 1))) for w in windows
-            ]
+            keys = root / "b5-stations.txt"
+            keys.write_text(
+                "".join(f"{s.id} {s.key.seed.hex()}\n" for s in stations), encoding="ascii"
+            )
+            holders = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.b5_holders", d.hub.url, str(keys), str(settle - 1),
+                stdin=asyncio.subprocess.PIPE,
+            )  # fmt: skip
             ticker = asyncio.create_task(loop_lag(stop, lags))
             await asyncio.sleep(settle)
-            # The load generator's own collector stays out of the measurement: its full
-            # collections (2,000 stations, their keys and connections) took up to 190 ms,
-            # which the clients would have counted as the hub's latency.
+            # The measuring client's collector stays out of the measured phases.
             gc.collect()
             gc.disable()
             progress(f"{stations_n} long-polls held; hub RSS {proc_rss_bytes(pid)[0] / 1e6:.0f} MB")
@@ -180,9 +176,11 @@ async def run(root: Path, progress: Progress) -> Result:
             stop.set()
             gc.enable()
             rss, hwm = proc_rss_bytes(pid)
-            for task in [*holders, ticker]:
-                task.cancel()
-            await asyncio.gather(*holders, ticker, return_exceptions=True)
+            assert holders.stdin is not None
+            holders.stdin.close()
+            await holders.wait()
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
     p99 = max(percentile(push_lat, 99), percentile(feed_lat, 99))
     result.figures["p99_over_250ms"] = round(p99 / 0.25, 4)
     result.figures["peak_rss_over_300MB"] = round(hwm / 300e6, 4)
