@@ -20,8 +20,8 @@ lose. Each cycle rebuilds what it needs from the store:
    moves, all in the same transaction. Receipts signed wake the engine, so the cycle loops
    and pushes them at once. A wake-up (a new own event) while the long-poll waits pushes
    the event (and uploads its blobs) on another connection; the long-poll stays open;
-4. **config**: ``GET /v1/config?have=<serial>`` after a long-poll that brought nothing, and
-   at least every :data:`CONFIG_EVERY` seconds; a newer config that passes the trust rules
+4. **config**: ``GET /v1/config?have=<serial>`` first thing after start, after a long-poll
+   that brought nothing, and at least every :data:`CONFIG_EVERY` seconds; a newer config that passes the trust rules
    is adopted and every case refolded under it.
 
 Scheduling: an APScheduler job runs the cycle. After a successful cycle it is rescheduled
@@ -287,12 +287,12 @@ class SyncEngine:
                 while True:
                     self._wake.clear()
                     self._more = False
-                    if self.ctx.configs.home is None:
+                    if self.ctx.configs.home is None or self._config_stale():
                         await self.refresh_config()
                     await self.push()
                     await self.upload_blobs()
                     await self.pull(self.feed_wait)
-                    if self._config_due():
+                    if self._quiet or self._config_stale():
                         await self.refresh_config()
                     if not (self._wake.is_set() or self._more) or self._stopping:
                         break
@@ -606,11 +606,12 @@ class SyncEngine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    def _config_due(self) -> bool:
-        """Whether to ask for a newer config now: after a long-poll that ran its course with
-        nothing new, and at least every :data:`CONFIG_EVERY` seconds; not after every page
-        (a busy window's feed brings pages all day)."""
-        return self._quiet or self._monotonic() - self._config_at >= CONFIG_EVERY
+    def _config_stale(self) -> bool:
+        """Whether the config was last asked for :data:`CONFIG_EVERY` seconds ago or more
+        (or never since start: a station back from a restart asks first, keys may have
+        rotated meanwhile). Besides this it is asked after a long-poll that brought
+        nothing; not after every page (a busy window's feed brings pages all day)."""
+        return self._monotonic() - self._config_at >= CONFIG_EVERY
 
     # -- 4. config ---------------------------------------------------------------------
 
