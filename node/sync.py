@@ -21,8 +21,8 @@ lose. Each cycle rebuilds what it needs from the store:
    and pushes them at once. A wake-up (a new own event) while the long-poll waits pushes
    the event (and uploads its blobs) on another connection; the long-poll stays open;
 4. **config**: ``GET /v1/config?have=<serial>`` first thing after start, after a long-poll
-   that brought nothing, and at least every :data:`CONFIG_EVERY` seconds; a newer config that passes the trust rules
-   is adopted and every case refolded under it.
+   that brought nothing, and at least every :data:`CONFIG_EVERY` seconds; a newer config
+   that passes the trust rules is adopted and every case refolded under it.
 
 Scheduling: an APScheduler job runs the cycle. After a successful cycle it is rescheduled
 at once (the long-poll paces it); after a failure, after a jittered exponential backoff
