@@ -575,7 +575,10 @@ class SyncEngine:
         """送达回执 just signed in a feed transaction: push them on the next round, now."""
         if receipts:
             log(logger, "receipt.signed", count=len(receipts))
-            self.wake()
+            # Up at once: a receipt is not a clerk's act, so it neither starts a burst nor
+            # makes the clerk's next application wait for one (B6 in docs/benchmarks.md).
+            self._in_burst = False
+            self._wake.set()
 
     async def _pushing_meanwhile(self, call: Awaitable[T]) -> T:
         """Await ``call`` (the long-poll); a wake-up meanwhile (a new own event) is pushed,

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from node import sync as sync_module
 from node.runtime import open_context
 from node.services import cases, status
 from node.services.accept import (
@@ -274,6 +275,56 @@ async def test_a_new_event_is_pushed_while_the_long_poll_stays_open(synced: Sync
     await asyncio.sleep(0.3)
     # The long-poll was neither cut nor asked again: one feed request, still waiting.
     assert hub.feed_requests == 1 and hub.polling.is_set() and not running.done()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+
+async def test_a_burst_of_applications_goes_up_as_one_push(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone application goes up at once; those accepted one after another (within BURST)
+    wait PUSH_SETTLE and go up together: one signed request, one gzip stream."""
+    ctx, hub, engine = synced.ctx, synced.hub, synced.engine
+    monkeypatch.setattr(sync_module, "BURST", 30.0)  # every accept below counts as a burst
+    engine.feed_wait, engine.push_settle = 30.0, 3.0
+    running = asyncio.create_task(engine.cycle())
+    await asyncio.wait_for(hub.polling.wait(), 5)
+    hub.pushed.clear()
+    await accept_application(ctx, application())  # the first: nothing before it
+    await asyncio.wait_for(hub.pushed.wait(), 2)  # sooner than the settle
+    assert (hub.pushes, len(hub.chains[VILLAGE])) == (1, 1)
+    hub.pushed.clear()
+    for _ in range(3):
+        await accept_application(ctx, application())
+    await asyncio.wait_for(hub.pushed.wait(), 10)
+    assert (hub.pushes, [e.seq for e in hub.chains[VILLAGE]]) == (2, [1, 2, 3, 4])
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+
+async def test_a_receipt_goes_up_at_once_and_holds_no_application_back(synced: Synced) -> None:
+    """The 送达回执 signed for a decision is pushed at once, and an application the clerk
+    accepts right after it is not taken for part of a burst (it would wait the settle)."""
+    ctx, hub, engine = synced.ctx, synced.hub, synced.engine
+    number = (await accept_application(ctx, application()))["number"]
+    engine.feed_wait = 0.0
+    await sync(engine)
+    await asyncio.sleep(sync_module.BURST)  # that application's wake-up is long past
+    engine.feed_wait, engine.push_settle = 30.0, 60.0  # a settle would outlast the test
+    running = asyncio.create_task(engine.cycle())
+    await asyncio.wait_for(hub.polling.wait(), 5)
+    hub.pushed.clear()
+    for event in HubSigner().accept_and_approve(number, VILLAGE, MONDAY):
+        hub.serve(event)
+    await asyncio.wait_for(hub.pushed.wait(), 5)
+    assert [e.type for e in hub.chains[VILLAGE]][1:] == ["case.received"] * 2
+    await asyncio.wait_for(hub.polling.wait(), 5)
+    hub.pushed.clear()
+    await accept_application(ctx, application())
+    await asyncio.wait_for(hub.pushed.wait(), 5)
+    assert hub.chains[VILLAGE][-1].type == "case.submitted"
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
