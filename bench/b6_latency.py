@@ -3,14 +3,20 @@
 Each round: the clerk submits at the station API; a reviewer polls the hub's queue and, as soon
 as the case appears, accepts, passes both steps and decides (the reviewer's own time is these
 four calls); then the clerk's API is polled until the case shows 办结 (decided). Figure: p50 of
-(submit → decided at the window) − reviewer's time, in seconds, ÷ 1 s target."""
+(submit → decided at the window) − reviewer's time, in seconds, ÷ 1 s target.
+
+Rounds start :data:`node.sync.BURST` apart at least: a village window's applicants come
+minutes apart, and an application accepted within BURST of the one before is taken for part
+of a burst and waits ``PUSH_SETTLE`` to go up with the rest (B2's batching)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from functools import partial
 from pathlib import Path
 
+from node.sync import BURST
 from ops.launch import eventually
 
 from .common import QUICK, Progress, Result, median, percentile
@@ -39,6 +45,7 @@ async def run(root: Path, progress: Progress) -> Result:
     async with village(root) as v:
         await v.drained()
         for i in range(rounds):
+            await asyncio.sleep(BURST)  # the next applicant, not the rest of a burst
             t0 = time.monotonic()
             receipt = await v.clerk.post("api/cases", application(i, {}), expect=201)
             number = receipt["number"]
