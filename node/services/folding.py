@@ -122,7 +122,8 @@ def refolder(federation: Federation) -> Refold:
 
     def refold(held: list[StoredEvent]) -> FoldOutcome:
         case, errors = refold_case(folder, held)
-        return FoldOutcome(None if case is None else case_record(case, federation), errors)
+        record = None if case is None else case_record(case, federation)
+        return FoldOutcome(record, errors, case)
 
     return refold
 

@@ -18,25 +18,18 @@ them to confirm that the act reached it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from protocol.case import Case, CaseFolder, CaseRejected, sign_receipt
 from protocol.config import Federation
 from protocol.event import Event
 
 from ..logs import log
-from ..storage import CaseRecord, StoredEvent
+from ..storage import CaseRecord, FoldOutcome, StoredEvent
 from ..storage.store import MakeReceipts
 from .context import NodeContext
-from .folding import case_record, refold_case
+from .folding import case_record
 
 logger = logging.getLogger("node.receipts")
-
-
-def awaits(snapshot: Mapping[str, Any], member: str) -> bool:
-    """Whether a stored case snapshot awaits a receipt from ``member``."""
-    return any(r.get("member") == member for r in snapshot.get("awaiting") or ())
 
 
 def receipt_maker(ctx: NodeContext, federation: Federation) -> MakeReceipts:
@@ -47,15 +40,15 @@ def receipt_maker(ctx: NodeContext, federation: Federation) -> MakeReceipts:
     folder = CaseFolder(federation)
 
     def make(
-        held: list[StoredEvent], record: CaseRecord, seq: int, prev: str | None
+        held: list[StoredEvent], outcome: FoldOutcome, seq: int, prev: str | None
     ) -> list[tuple[Event, CaseRecord]]:
-        if not awaits(record.snapshot, me):
-            return []  # the usual answer, read off the fold just stored
-        case, _ = refold_case(folder, held)
-        assert case is not None  # the store refolded this case into ``record``
+        case = outcome.case
+        owed_here = [r for r in case.awaiting if r.member == me] if case else []
+        if case is None or not owed_here:
+            return []  # the usual answer, read off the fold the store just made
         authors = {item.event.id: item.event.author for item in held}
         signed: list[tuple[Event, CaseRecord]] = []
-        for owed in [r for r in case.awaiting if r.member == me]:
+        for owed in owed_here:
             event = sign_receipt(
                 ctx.key,
                 author=me,

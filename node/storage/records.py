@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.case import Case
 from protocol.event import Event
 
 
@@ -67,6 +68,7 @@ class FoldOutcome:
 
     record: CaseRecord | None
     errors: dict[str, str] = field(default_factory=dict)  # event id -> "reason: detail"
+    case: Case | None = None  # the fold the row was made from (for the 送达回执 callback)
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,9 @@ MakeCaseEvent = Callable[[list[StoredEvent], int, str | None], tuple[Event, Case
 #: Refolds a case from all its events (pure; given by the services).
 Refold = Callable[[list[StoredEvent]], FoldOutcome]
 #: Signs the 送达回执 a refolded case awaits from this station, chained from (seq, prev),
-#: given the case's events and its refolded row; each with the row after it (services).
+#: given the case's events and the refold's outcome; each with the row after it (services).
 MakeReceipts = Callable[
-    [list[StoredEvent], CaseRecord, int, str | None], list[tuple[Event, CaseRecord]]
+    [list[StoredEvent], FoldOutcome, int, str | None], list[tuple[Event, CaseRecord]]
 ]
 
 
@@ -474,7 +474,7 @@ class Store:
             return []
         head_seq, head_id = self._head_txn(conn)
         signed = []
-        for event, record in receipts(held, outcome.record, head_seq + 1, head_id):
+        for event, record in receipts(held, outcome, head_seq + 1, head_id):
             self._append_own_txn(conn, event, head_seq, head_id, at)
             self._put_case_txn(conn, record, at)
             head_seq, head_id = event.seq, event.id
