@@ -23,7 +23,7 @@ from protocol.http.web.track import (
     STATE_TEXT,
     code_matches,
     mask_name,
-    public_receipts,
+    public_events,
 )
 
 from .handlers.common import hub_of
@@ -60,12 +60,9 @@ def _view(case: Case, events: list[Event], federation: Federation | None) -> dic
     if config is not None and case.accepted_at is not None:
         found = case.deadline(config.calendar)
         deadline = None if found is None or found.date is None else found.date.isoformat()
-    receipts = public_receipts(events, case.authority, case.pickup)
     timeline = []
-    for event in events:
-        if event.id in receipts and receipts[event.id] is None:
-            continue  # of the 送达回执 the applicant sees only the two that mean something
-        text = receipts.get(event.id) or EVENT_TEXT.get(event.type, event.type)
+    for event, receipt in public_events(events, case.authority, case.pickup):
+        text = receipt or EVENT_TEXT.get(event.type, event.type)
         code = event.body.get("result_code")
         if event.type == "case.decided" and isinstance(code, int):
             text += f"（{RESULT_CODES.get(code, code)}）"

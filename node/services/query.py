@@ -26,7 +26,7 @@ from protocol.http.web.track import (
     mask_name,
     new_code,
     parse_qr,
-    public_receipts,
+    public_events,
     qr_text,
     track_body,
 )
@@ -56,11 +56,9 @@ def public_view(
     """What the applicant sees: state, timeline and 补正 items in plain words, masked; of
     the 送达回执 only 已送达审批部门 and 办结结果已送达出件窗口."""
     snap = record.snapshot
-    receipts = public_receipts(events, record.authority, record.pickup)
     timeline = [
-        {"at": e.ts, "text": receipts.get(e.id) or describe(e, federation, record.authority)}
-        for e in events
-        if e.id not in receipts or receipts[e.id] is not None
+        {"at": e.ts, "text": receipt or describe(e, federation, record.authority)}
+        for e, receipt in public_events(events, record.authority, record.pickup)
     ]
     terms = snap.get("terms", {})
     names = {m.get("id"): m.get("name") for m in terms.get("materials", [])}

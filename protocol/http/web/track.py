@@ -202,17 +202,22 @@ RECEIPT_TEXT: Final = {
 }
 
 
-def public_receipts(events: Sequence[Event], authority: str, pickup: str) -> dict[str, str | None]:
-    """The 进度查询 words of each 送达回执 among ``events`` (by id): the authority's receipt of
-    the application, the pickup window's of the decision; None hides the others (windows and
-    hubs confirming notices to each other tell the applicant nothing)."""
+def public_events(
+    events: Sequence[Event], authority: str, pickup: str
+) -> list[tuple[Event, str | None]]:
+    """The events 进度查询 shows, each with its words if it is a 送达回执 (None otherwise):
+    of the receipts only the authority's of the application and the pickup window's of the
+    decision (windows and hubs confirming notices to each other tell the applicant
+    nothing)."""
     types = {e.id: e.type for e in events}
-    words: dict[str, str | None] = {}
+    shown: list[tuple[Event, str | None]] = []
     for event in events:
         if event.type != RECEIPT:
+            shown.append((event, None))
             continue
         confirmed = event.body.get("event")
         held = types.get(confirmed, "") if isinstance(confirmed, str) else ""
         signer = {"case.submitted": member_of(authority), "case.decided": pickup}.get(held)
-        words[event.id] = RECEIPT_TEXT[held] if event.author == signer else None
-    return words
+        if event.author == signer:
+            shown.append((event, RECEIPT_TEXT[held]))
+    return shown
