@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
 from functools import cache
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import orjson
 
@@ -50,31 +51,43 @@ _SHARED: tuple[type, ...] = (Matter,)
 _CACHE_LIMIT = 1024
 _encoded_shared: dict[int, tuple[Any, Any]] = {}
 _decoded_shared: dict[tuple[type, bytes], Any] = {}
+_terms_text: dict[int, tuple[Any, str]] = {}
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> V:
+    """Put ``value`` in ``cache`` (emptied first when full: a hub's catalog has far fewer
+    entries than the limit, so this only bounds a pathological run)."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _by_identity(cache: dict[int, tuple[Any, V]], value: Any, make: Callable[[], V]) -> V:
+    """What ``make`` gives for ``value``, cached by identity (the cache keeps ``value``, so
+    its id is not reused while cached)."""
+    hit = cache.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    return _remember(cache, id(value), (value, make()))[1]
 
 
 def _encode_shared(value: Any) -> Any:
-    hit = _encoded_shared.get(id(value))
-    if hit is not None and hit[0] is value:
-        return hit[1]
     kind: type = type(value)
     names = _init_fields(kind)
     assert names is not None
-    encoded = {name: _encode(getattr(value, name)) for name in names}
-    if len(_encoded_shared) >= _CACHE_LIMIT:
-        _encoded_shared.clear()
-    _encoded_shared[id(value)] = (value, encoded)
-    return encoded
+    return _by_identity(
+        _encoded_shared, value, lambda: {n: _encode(getattr(value, n)) for n in names}
+    )
 
 
 def _decode_shared(tp: type, raw: Any) -> Any:
     key = (tp, orjson.dumps(raw, option=orjson.OPT_SORT_KEYS))
     hit = _decoded_shared.get(key)
-    if hit is None:
-        hit = _decode_fields(tp, raw)
-        if len(_decoded_shared) >= _CACHE_LIMIT:
-            _decoded_shared.clear()
-        _decoded_shared[key] = hit
-    return hit
+    return _remember(_decoded_shared, key, _decode_fields(tp, raw)) if hit is None else hit
 
 
 def _encode(value: Any) -> Any:
@@ -232,19 +245,12 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-_terms_text: dict[int, tuple[Matter, str]] = {}
-
-
 def encode_case(case: Case) -> str:
     """JSON text of a folded case (its catalog entry's text written once per entry)."""
     value = _compiled(Case)(case)
     del value["terms"]
-    hit = _terms_text.get(id(case.terms))
-    if hit is None or hit[0] is not case.terms:
-        if len(_terms_text) >= _CACHE_LIMIT:
-            _terms_text.clear()
-        hit = _terms_text[id(case.terms)] = (case.terms, _dumps(_encode_shared(case.terms)))
-    return _dumps(value)[:-1] + ',"terms":' + hit[1] + "}"
+    terms = _by_identity(_terms_text, case.terms, lambda: _dumps(_encode_shared(case.terms)))
+    return _dumps(value)[:-1] + ',"terms":' + terms + "}"
 
 
 def decode_case(text: str) -> Case:

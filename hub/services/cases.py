@@ -234,7 +234,9 @@ def fold_many_txn(
 ) -> list[FoldOutcome]:
     """:func:`fold_txn` for a batch, in order: one locked read of all its cases (in number
     order, see the store's locking rule), folds in memory, one write of the changed ones."""
-    records = store.cases_by_number_txn(c, [e.case for e in events if e.case], lock=True)
+    loaded = load_cases_txn(store, c, federation, [e.case for e in events if e.case], lock=True)
+    records: dict[str, CaseRecord] = {n: record for n, (record, _) in loaded.items()}
+    cases: dict[str, Case | None] = {n: case for n, (_, case) in loaded.items()}
     skews: dict[str, int | None] = {}  # per author, read once per batch
 
     def when(event: Event) -> datetime:  # as fold_txn: time limits on the authority's clock
@@ -243,7 +245,6 @@ def fold_many_txn(
         return authority_time(skews[event.author], at)(event)
 
     folder = CaseFolder(federation, when)
-    cases: dict[str, Case | None] = {}
     folded: set[str] = set()  # cases whose fold changed (encoded once, at the end)
     dirty: set[str] = set()
     outcomes: list[FoldOutcome] = []
@@ -251,9 +252,7 @@ def fold_many_txn(
         number = event.case
         assert number is not None
         record = records.get(number)
-        if number not in cases:
-            cases[number] = None if record is None else _decoded(store, c, federation, record)
-        case = cases[number]
+        case = cases.get(number)
         try:
             new = folder.apply(case, event)
         except CaseRejected as exc:
